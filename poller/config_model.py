@@ -1,0 +1,145 @@
+"""Typed configuration objects (the result of parsing and validating a config file).
+
+Field names mirror AWS's CreateEventSourceMapping parameters in snake_case; ``poller.config``
+parses the PascalCase YAML into these objects and reports every invalid field at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+StartingPosition = Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"]
+TargetType = Literal["lambda", "http", "python"]
+SERVICES = ("kinesis", "lambda", "sqs", "sns", "s3", "dynamodb", "dynamodbstreams", "sts")
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceEndpoint:
+    endpoint_url: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AwsConfig:
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    services: dict[str, ServiceEndpoint] = field(default_factory=dict)
+    # explicit credentials are optional; the standard credential chain applies otherwise
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+
+    def endpoint_for(self, service: str) -> str | None:
+        svc = self.services.get(service)
+        if svc is not None and svc.endpoint_url:
+            return svc.endpoint_url
+        return self.endpoint_url
+
+    def region_for(self, service: str) -> str:
+        svc = self.services.get(service)
+        if svc is not None and svc.region:
+            return svc.region
+        return self.region
+
+
+@dataclass(frozen=True, slots=True)
+class StateConfig:
+    store: Literal["sqlite"] = "sqlite"
+    path: str = "./poller-state.db"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    port: int = 9464  # 0 = disabled
+    host: str = "0.0.0.0"
+
+
+@dataclass(frozen=True, slots=True)
+class TuningConfig:
+    """Poller timings (not AWS parameters). Defaults follow Lambda's observed behaviour."""
+
+    shard_discovery_seconds: float = 10.0  # periodic ListShards
+    idle_poll_seconds: float = 1.0  # GetRecords cadence when caught up (AWS: 1/s/shard)
+    min_poll_interval_seconds: float = 0.2  # never more than 5 GetRecords/s/shard
+    retry_base_seconds: float = 0.5  # backoff between retries of a failed batch
+    retry_max_seconds: float = 30.0
+    throttle_base_seconds: float = 0.2  # backoff after throttles / service errors
+    throttle_max_seconds: float = 10.0
+    checkpoint_flush_seconds: float = 0.2  # coalescing of checkpoint writes
+    drain_grace_seconds: float = 30.0  # SIGTERM: time to finish in-flight batches
+    destination_attempts: int = 5  # attempts to deliver one on-failure record
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    type: TargetType = "lambda"
+    url: str | None = None  # http
+    handler: str | None = None  # python: "pkg.module:function"
+    timeout_seconds: float = 900.0  # http/lambda read timeout
+    headers: dict[str, str] = field(default_factory=dict)  # http only
+    qualifier: str | None = None  # lambda: version or alias
+    role_arn: str | None = None  # the events' invokeIdentityArn (AWS: the function's role)
+
+
+@dataclass(frozen=True, slots=True)
+class Mapping:
+    uuid: str
+    event_source_arn: str
+    function_name: str
+    enabled: bool = True
+    batch_size: int = 100
+    maximum_batching_window_in_seconds: int = 0
+    starting_position: StartingPosition | None = None
+    starting_position_timestamp: float | None = None
+    maximum_record_age_in_seconds: int = -1
+    maximum_retry_attempts: int = -1
+    bisect_batch_on_function_error: bool = False
+    parallelization_factor: int = 1
+    on_failure_destination: str | None = None
+    function_response_types: tuple[str, ...] = ()
+    target: Target = field(default_factory=Target)
+
+    @property
+    def report_batch_item_failures(self) -> bool:
+        return "ReportBatchItemFailures" in self.function_response_types
+
+    @property
+    def function_arn(self) -> str:
+        if self.function_name.startswith("arn:"):
+            return self.function_name
+        name = self.function_name
+        if self.target.qualifier:
+            name = f"{name}:{self.target.qualifier}"
+        return f"arn:aws:lambda:{self.region}:{self.account}:function:{name}"
+
+    @property
+    def invoke_identity_arn(self) -> str:
+        return self.target.role_arn or f"arn:aws:iam::{self.account}:role/esm-poller"
+
+    @property
+    def source(self) -> str:
+        """'kinesis', 'dynamodb', 'sqs', ... from the ARN's service part."""
+        parts = self.event_source_arn.split(":", 5)
+        return parts[2] if len(parts) > 2 else ""
+
+    @property
+    def region(self) -> str:
+        parts = self.event_source_arn.split(":", 5)
+        return parts[3] if len(parts) > 3 else ""
+
+    @property
+    def account(self) -> str:
+        parts = self.event_source_arn.split(":", 5)
+        return parts[4] if len(parts) > 4 else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    mappings: tuple[Mapping, ...]
+    aws: AwsConfig = field(default_factory=AwsConfig)
+    state: StateConfig = field(default_factory=StateConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    log_level: str = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"

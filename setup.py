@@ -1,0 +1,50 @@
+"""Builds the optional Cython batcher; without a compiler the pure-Python twin is used."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+
+class OptionalBuildExt(build_ext):
+    """Build the extension when possible; warn once and continue without it otherwise."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # noqa: BLE001 - any compiler failure means "use the twin"
+            _warn(exc)
+
+    def build_extension(self, ext):  # type: ignore[no-untyped-def]
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # noqa: BLE001
+            _warn(exc)
+
+
+def _warn(exc: BaseException) -> None:
+    sys.stderr.write(
+        "WARNING: esm-poller's Cython batcher could not be built "
+        f"({type(exc).__name__}: {exc}); the pure-Python twin will be used.\n"
+    )
+
+
+def _extensions() -> list:  # type: ignore[type-arg]
+    if os.environ.get("POLLER_NO_EXTENSIONS") == "1":
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        _warn(ImportError("Cython is not installed"))
+        return []
+    return cythonize(
+        ["poller/_fastbatch.pyx"],
+        compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},
+        quiet=True,
+    )
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
