@@ -1,0 +1,206 @@
+"""Batch building: the pure-Python twin of ``poller._fastbatch`` and the switch between them.
+
+The names a caller uses (``Record``, ``KinesisEncoder``, ``build_payload``, ``payload_size``,
+``take_batch``, ``MAX_PAYLOAD_BYTES``, ``ENVELOPE_BYTES``) are bound to the Cython extension when
+it imports, else to the twin below; ``IMPLEMENTATION`` says which ("cython" or "python").
+``POLLER_NO_EXTENSIONS=1`` forces the twin. Both implementations produce byte-identical output;
+``pure`` and ``extension`` keep each reachable so one test suite can run against both.
+
+Shortest use::
+
+    encoder = KinesisEncoder(shard_id, region, stream_arn, role_arn)
+    buffer = collections.deque(encoder.encode(get_records_response["Records"]))
+    batch = take_batch(buffer, max_count=100, max_bytes=MAX_PAYLOAD_BYTES)
+    payload = build_payload(batch)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import types
+import warnings
+from collections import deque
+from collections.abc import Sequence
+from json.encoder import encode_basestring_ascii as _json_str
+from typing import TYPE_CHECKING, Any
+
+__all__ = [
+    "ENVELOPE_BYTES",
+    "IMPLEMENTATION",
+    "MAX_PAYLOAD_BYTES",
+    "KinesisEncoder",
+    "PyKinesisEncoder",
+    "PyRecord",
+    "Record",
+    "build_payload",
+    "extension",
+    "payload_size",
+    "pure",
+    "take_batch",
+]
+
+PY_MAX_PAYLOAD_BYTES = 6_291_456
+_OPEN = b'{"Records":['
+_CLOSE = b"]"
+PY_ENVELOPE_BYTES = len(_OPEN) + len(_CLOSE) + len(b"}")
+
+_HEAD = '{"kinesis":{"kinesisSchemaVersion":"1.0","partitionKey":'
+_SEQ = ',"sequenceNumber":'
+_DATA = ',"data":'
+_ARRIVAL = ',"approximateArrivalTimestamp":'
+
+
+class PyRecord:
+    """One source record, already rendered as its event JSON object (``fragment``)."""
+
+    __slots__ = ("arrival", "done", "fragment", "key", "position", "seq")
+
+    def __init__(self, position: int, seq: str, key: str, arrival: float,
+                 fragment: bytes) -> None:
+        self.position = position
+        self.seq = seq
+        self.key = key
+        self.arrival = float(arrival)
+        self.fragment = fragment
+        self.done = False
+
+    def __repr__(self) -> str:
+        return (f"Record(position={self.position!r}, key={self.key!r}, "
+                f"arrival={self.arrival!r}, size={len(self.fragment)}, done={self.done!r})")
+
+
+def _json_number(value: Any) -> str:
+    """The number exactly as ``json.dumps`` writes it."""
+    kind = type(value)
+    if (kind is float and math.isfinite(value)) or kind is int:
+        return repr(value)
+    return json.dumps(value)
+
+
+class PyKinesisEncoder:
+    """Renders Kinesis GetRecords records (the API's JSON, ``Data`` still base64) as Lambda
+    Kinesis event records, in AWS's field order."""
+
+    __slots__ = ("_event_id", "_tail")
+
+    def __init__(self, shard_id: str, region: str, stream_arn: str,
+                 invoke_identity_arn: str) -> None:
+        # eventID is '"<shardId>:<seq>"': the escaped shard id without its closing quote, then
+        # the escaped sequence number without its opening quote.
+        self._event_id = ('},"eventSource":"aws:kinesis","eventVersion":"1.0","eventID":'
+                          + _json_str(shard_id + ":")[:-1])
+        self._tail = (',"eventName":"aws:kinesis:record","invokeIdentityArn":'
+                      + _json_str(invoke_identity_arn) + ',"awsRegion":' + _json_str(region)
+                      + ',"eventSourceARN":' + _json_str(stream_arn) + "}")
+
+    def encode(self, raw: Sequence[dict[str, Any]]) -> list[PyRecord]:
+        event_id, tail = self._event_id, self._tail
+        out: list[PyRecord] = []
+        append = out.append
+        for item in raw:
+            seq: str = item["SequenceNumber"]
+            key: str = item["PartitionKey"]
+            arrival = item["ApproximateArrivalTimestamp"]
+            seq_json = _json_str(seq)
+            fragment = "".join((
+                _HEAD, _json_str(key), _SEQ, seq_json, _DATA, _json_str(item["Data"]), _ARRIVAL,
+                _json_number(arrival), event_id, seq_json[1:], tail,
+            )).encode("ascii")
+            append(PyRecord(int(seq), seq, key, arrival, fragment))
+        return out
+
+
+def _bounds(n: int, start: int, end: int | None) -> range:
+    return range(n)[start:end]
+
+
+def py_payload_size(records: Sequence[PyRecord], start: int = 0, end: int | None = None,
+                    tail_bytes: int = 0) -> int:
+    span = _bounds(len(records), start, end)
+    total = PY_ENVELOPE_BYTES + tail_bytes + max(len(span) - 1, 0)
+    for i in span:
+        total += len(records[i].fragment)
+    return total
+
+
+def py_build_payload(records: Sequence[PyRecord], start: int = 0, end: int | None = None,
+                     tail: bytes = b"") -> bytes:
+    span = _bounds(len(records), start, end)
+    if isinstance(records, list | tuple):
+        body = b",".join([r.fragment for r in records[span.start:span.stop]])
+    else:
+        body = b",".join([records[i].fragment for i in span])
+    return b"".join((_OPEN, body, _CLOSE, tail, b"}"))
+
+
+def py_take_batch(buffer: deque[PyRecord], max_count: int, max_bytes: int,
+                  tail_bytes: int = 0) -> list[PyRecord]:
+    if max_count < 1:
+        raise ValueError(f"max_count must be at least 1, got {max_count}")
+    batch: list[PyRecord] = []
+    if not buffer:
+        return batch
+    first = buffer.popleft()
+    batch.append(first)
+    size = PY_ENVELOPE_BYTES + tail_bytes + len(first.fragment)
+    while buffer and len(batch) < max_count:
+        grown = size + 1 + len(buffer[0].fragment)
+        if grown > max_bytes:
+            break
+        size = grown
+        batch.append(buffer.popleft())
+    return batch
+
+
+pure = types.SimpleNamespace(
+    Record=PyRecord,
+    KinesisEncoder=PyKinesisEncoder,
+    build_payload=py_build_payload,
+    payload_size=py_payload_size,
+    take_batch=py_take_batch,
+    MAX_PAYLOAD_BYTES=PY_MAX_PAYLOAD_BYTES,
+    ENVELOPE_BYTES=PY_ENVELOPE_BYTES,
+    IMPLEMENTATION="python",
+)
+
+
+def _load_extension() -> types.ModuleType | None:
+    if os.environ.get("POLLER_NO_EXTENSIONS") == "1":
+        return None
+    try:
+        from poller import _fastbatch
+    except ImportError as exc:
+        warnings.warn(
+            f"esm-poller's Cython batcher is not available ({exc}); using the pure-Python twin "
+            "(slower). Build it with `python setup.py build_ext --inplace`.",
+            RuntimeWarning, stacklevel=2)
+        return None
+    return _fastbatch
+
+
+extension: types.ModuleType | None = _load_extension()
+
+if TYPE_CHECKING:
+    from poller._fastbatch import (
+        ENVELOPE_BYTES,
+        MAX_PAYLOAD_BYTES,
+        KinesisEncoder,
+        Record,
+        build_payload,
+        payload_size,
+        take_batch,
+    )
+
+    IMPLEMENTATION: str
+else:
+    _chosen = extension if extension is not None else pure
+    Record = _chosen.Record
+    KinesisEncoder = _chosen.KinesisEncoder
+    build_payload = _chosen.build_payload
+    payload_size = _chosen.payload_size
+    take_batch = _chosen.take_batch
+    MAX_PAYLOAD_BYTES = _chosen.MAX_PAYLOAD_BYTES
+    ENVELOPE_BYTES = _chosen.ENVELOPE_BYTES
+    IMPLEMENTATION = "cython" if extension is not None else "python"
