@@ -1,0 +1,1 @@
+"""Exact AWS event shapes per source, and the on-failure record shape."""

@@ -1,0 +1,1 @@
+"""Batches in, invocations out: lanes, the processor and the ordered checkpoint."""

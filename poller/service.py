@@ -1,0 +1,148 @@
+"""Builds the workers from a Config, runs them on one event loop, drains on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from typing import Any
+
+import aiohttp
+import structlog
+
+from poller.awsclients import AwsClients
+from poller.awsjson import AwsJsonClient
+from poller.config_model import Config, Mapping
+from poller.destinations import Destination
+from poller.destinations.factory import make_destination
+from poller.events import kinesis as kinesis_events
+from poller.invokers import Invoker
+from poller.invokers.factory import make_invoker
+from poller.leases.sqlite import SqliteStore
+from poller.observability.server import ObservabilityServer
+from poller.processing.checkpoint import CheckpointWriter
+from poller.processing.pipeline import ShardPipeline
+from poller.processing.processor import Processor, ShardContext
+from poller.sources.kinesis import KinesisApi, KinesisMapping
+
+log = structlog.get_logger(__name__)
+
+
+class Service:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.store = SqliteStore(config.state.path)
+        self.writer = CheckpointWriter(self.store, config.tuning.checkpoint_flush_seconds)
+        self.mappings: dict[str, KinesisMapping] = {}
+        self._invokers: list[Invoker] = []
+        self._destinations: list[Destination] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._clients: AwsClients | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._server: ObservabilityServer | None = None
+        self.started_at = time.monotonic()
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self._server.port if self._server is not None else None
+
+    def readiness(self) -> tuple[bool, str]:
+        lines, ready = [], True
+        for uuid, m in self.mappings.items():
+            lines.append(f"{uuid}: {m.status.state} ({m.status.reason})")
+            if m.mapping.enabled and not m.polling:
+                ready = False
+        return ready, "\n".join(lines) or "no mappings"
+
+    async def start(self) -> None:
+        cfg = self.config
+        await self.store.open()
+        self.writer.start()
+        self._clients = AwsClients(cfg.aws)
+        await self._clients.__aenter__()
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60))
+        if cfg.metrics.port:
+            self._server = ObservabilityServer(cfg.metrics.host, cfg.metrics.port,
+                                               self.readiness)
+            await self._server.start()
+        for mapping in cfg.mappings:
+            if not mapping.enabled:
+                log.info("mapping_disabled", mapping=mapping.uuid)
+                continue
+            await self._start_mapping(mapping)
+        log.info("poller_started", mappings=len(self.mappings), metrics_port=self.metrics_port)
+
+    async def _start_mapping(self, mapping: Mapping) -> None:
+        assert self._clients is not None and self._http is not None
+        invoker = make_invoker(mapping, self._clients)
+        self._invokers.append(invoker)
+        destination: Destination | None = None
+        if mapping.on_failure_destination:
+            destination = make_destination(mapping.on_failure_destination, self._clients)
+            self._destinations.append(destination)
+        processor = Processor(mapping, invoker, destination, self.config.tuning)
+        client = AwsJsonClient(service="kinesis", signing_name="kinesis",
+                               target_prefix="Kinesis_20131202", json_version="1.1",
+                               aws=self.config.aws, session=self._http)
+        checkpoints = await self.store.load(mapping.uuid)
+        stream_arn = mapping.event_source_arn
+
+        def make_sink(shard_id: str) -> ShardPipeline:
+            def info(records: Any) -> dict[str, Any]:
+                return kinesis_events.batch_info(shard_id, stream_arn, records)
+
+            ctx = ShardContext(mapping, shard_id, kinesis_events.BATCH_INFO_KEY, info)
+            return ShardPipeline(ctx, processor, self.writer, self.config.tuning)
+
+        def initialize(initial: dict[str, str]) -> None:
+            for shard, cp in initial.items():
+                self.writer.set(mapping.uuid, shard, cp)
+
+        runner = KinesisMapping(mapping, KinesisApi(client), self.config.tuning, checkpoints,
+                                make_sink, initialize)
+        self.mappings[mapping.uuid] = runner
+        self._tasks.append(asyncio.create_task(runner.run(), name=f"mapping-{mapping.uuid}"))
+
+    async def stop(self) -> None:
+        grace = self.config.tuning.drain_grace_seconds
+        log.info("poller_draining", grace_seconds=grace)
+        await asyncio.gather(*(m.stop(grace) for m in self.mappings.values()),
+                             return_exceptions=True)
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.writer.close()
+        for inv in self._invokers:
+            with contextlib.suppress(Exception):
+                await inv.close()
+        for dest in self._destinations:
+            with contextlib.suppress(Exception):
+                await dest.close()
+        if self._server is not None:
+            await self._server.stop()
+        if self._http is not None:
+            await self._http.close()
+        if self._clients is not None:
+            await self._clients.__aexit__(None, None, None)
+        await self.store.close()
+        log.info("poller_stopped")
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Run until SIGTERM/SIGINT (or ``stop`` is set), then drain and return."""
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+                installed.append(sig)
+        try:
+            await self.start()
+            await stop.wait()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            await self.stop()
