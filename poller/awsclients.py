@@ -17,6 +17,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 from aiohttp import ClientError as AiohttpClientError
 from botocore.exceptions import (
+    BotoCoreError,
     ClientError,
     CredentialRetrievalError,
     HTTPClientError,
@@ -27,6 +28,7 @@ from botocore.exceptions import (
 )
 
 from poller.config_model import AwsConfig
+from poller.destinations import DestinationError
 
 # Error codes that mean "try again later" whatever the HTTP status says.
 RETRYABLE_ERROR_CODES = frozenset({
@@ -169,3 +171,16 @@ class AwsClients:
         self._closed = True
         self._clients.clear()
         await self._stack.aclose()
+
+
+AWS_CALL_ERRORS = (ClientError, BotoCoreError, AiohttpClientError, OSError)
+
+
+def destination_error(where: str, exc: BaseException) -> DestinationError:
+    """A failed on-failure delivery as a :class:`DestinationError`, retryable or not."""
+    if isinstance(exc, ClientError):
+        message = exc.response.get("Error", {}).get("Message", "")
+        detail = f"{error_code(exc) or 'HTTP ' + str(http_status(exc))}: {message}"
+    else:
+        detail = f"{type(exc).__name__}: {exc}"
+    return DestinationError(f"{where}: {detail}", retryable=is_retryable(exc))
