@@ -99,6 +99,10 @@ class Mapping:
     on_failure_destination: str | None = None
     function_response_types: tuple[str, ...] = ()
     target: Target = field(default_factory=Target)
+    # accepted and validated for AWS compatibility; no runtime effect in esm-poller
+    kms_key_arn: str | None = None  # AWS: encrypts FilterCriteria only
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics_config: tuple[str, ...] = ()  # AWS MetricsConfig.Metrics; Prometheus metrics always on
 
     @property
     def report_batch_item_failures(self) -> bool:

@@ -1,0 +1,1070 @@
+"""Config file (YAML) -> validated :class:`~poller.config_model.Config`.
+
+Mappings use AWS's CreateEventSourceMapping parameter names (PascalCase), defaults and ranges.
+Every problem in a file is collected and reported at once in one :class:`ConfigError`.
+String values may reference the environment as ``${VAR}``, ``${VAR:-default}`` (default when
+unset or empty) or ``${VAR-default}`` (default when unset); ``$${`` writes a literal ``${``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import re
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Collection, Iterable
+from collections.abc import Mapping as MappingABC
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Final, Literal, cast
+
+import yaml
+
+from poller.config_model import (
+    SERVICES,
+    AwsConfig,
+    Config,
+    Mapping,
+    MetricsConfig,
+    ServiceEndpoint,
+    StartingPosition,
+    StateConfig,
+    Target,
+    TargetType,
+    TuningConfig,
+)
+
+__all__ = [
+    "MISSING",
+    "TUNING_RANGES",
+    "ConfigError",
+    "ConfigIssue",
+    "generated_uuid",
+    "load_config",
+    "parse_config",
+    "summary",
+]
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+MISSING: Final = _Missing()
+"""``ConfigIssue.value`` when the problem is about an absent or unknown field, not a value."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    path: str  # e.g. "mappings[0].BatchSize"; "" for problems with the file itself
+    value: object  # the offending value, or MISSING
+    message: str  # states the allowed range / values
+
+    def __str__(self) -> str:
+        if not self.path:
+            return self.message
+        if self.value is MISSING:
+            return f"{self.path}: {self.message}"
+        return f"{self.path} = {self.value!r}: {self.message}"
+
+
+class ConfigError(Exception):
+    """Every problem found in one config file."""
+
+    def __init__(self, source: str, errors: Iterable[ConfigIssue]) -> None:
+        self.source = source
+        self.errors: list[ConfigIssue] = list(errors)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        if len(self.errors) == 1:
+            return f"{self.source}: {self.errors[0]}"
+        lines = [f"{self.source}: {len(self.errors)} problems:"]
+        lines += [f"  {issue}" for issue in self.errors]
+        return "\n".join(lines)
+
+
+# --- AWS shapes (botocore lambda/2015-03-31 model) ---------------------------------------------
+
+_PARTITION = r"aws[a-zA-Z0-9-]*"
+_REGION = r"(?:eusc-)?[a-z]{2}(?:(?:-gov)|(?:-iso[a-z]?))?-[a-z]+-\d"
+_REGION_RE = re.compile(_REGION)
+_ARN_RE = re.compile(rf"arn:({_PARTITION}):([a-zA-Z0-9-]+):({_REGION})?:(\d{{12}})?:(.*)", re.S)
+_KINESIS_STREAM_RE = re.compile(r"stream/([a-zA-Z0-9_.-]{1,128})")
+_KINESIS_CONSUMER_RE = re.compile(r"stream/[^/]+/consumer/.+")
+_FUNCTION_RE = re.compile(
+    rf"(?:arn:(?P<partition>aws[a-zA-Z-]*)?:lambda:)?(?:(?P<region>{_REGION}):)?"
+    r"(?:(?P<account>\d{12}):)?(?P<fn>function:)?(?P<name>[a-zA-Z0-9_.-]+)"
+    r"(?::(?P<qualifier>\$LATEST(?:\.PUBLISHED)?|[a-zA-Z0-9_-]+))?"
+)
+_QUALIFIER_RE = re.compile(r"[a-zA-Z0-9$_-]{1,128}")
+_ROLE_ARN_RE = re.compile(r"arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+")
+_KMS_ARN_RE = re.compile(r"arn:(aws[a-zA-Z-]*)?:kms:.+")
+_SQS_NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,80}(\.fifo)?")
+_SNS_NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,256}(\.fifo)?")
+_S3_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_TAG_PUNCT = frozenset("_.:/=+-@ ")
+_UUID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_HANDLER_RE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?::[A-Za-z_]\w*|\.[A-Za-z_]\w*)")
+_HEADER_NAME_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_VAR_RE = re.compile(r"\$(\$?)\{([^{}]*)\}")
+_VAR_BODY_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)(.*))?", re.S)
+
+_STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
+_TARGET_TYPES = ("lambda", "http", "python")
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+_LOG_FORMATS = ("auto", "json", "console")
+_MAX_DESTINATION_ARN = 350
+_MAX_TIMEOUT_SECONDS = 3600.0
+
+_MAPPING_FIELDS = (
+    "UUID", "EventSourceArn", "FunctionName", "Enabled", "BatchSize",
+    "MaximumBatchingWindowInSeconds", "StartingPosition", "StartingPositionTimestamp",
+    "MaximumRecordAgeInSeconds", "MaximumRetryAttempts", "BisectBatchOnFunctionError",
+    "ParallelizationFactor", "DestinationConfig", "FunctionResponseTypes",
+    "TumblingWindowInSeconds", "FilterCriteria", "KMSKeyArn", "MetricsConfig", "Tags", "Target",
+)
+_NOT_FOR_KINESIS = {
+    "Queues": "Amazon MQ",
+    "Topics": "Kafka",
+    "SourceAccessConfigurations": "Kafka and Amazon MQ",
+    "SelfManagedEventSource": "self-managed Kafka",
+    "ScalingConfig": "SQS",
+    "AmazonManagedKafkaEventSourceConfig": "Amazon MSK",
+    "SelfManagedKafkaEventSourceConfig": "self-managed Kafka",
+    "DocumentDBEventSourceConfig": "DocumentDB",
+    "ProvisionedPollerConfig": "SQS and Kafka",
+    "LoggingConfig": "other event sources",
+}
+_OUTPUT_ONLY = (
+    "EventSourceMappingArn", "FunctionArn", "LastModified", "LastProcessingResult", "State",
+    "StateTransitionReason", "FilterCriteriaError",
+)
+_TOP_FIELDS = ("aws", "state", "metrics", "tuning", "log", "mappings")
+_AWS_FIELDS = ("region", "endpoint_url", "access_key_id", "secret_access_key", "session_token")
+_SECRET_FIELDS = frozenset({"secret_access_key", "session_token"})
+_TARGET_FIELDS: dict[str, tuple[str, ...]] = {
+    "Type": _TARGET_TYPES, "RoleArn": _TARGET_TYPES, "TimeoutSeconds": _TARGET_TYPES,
+    "Qualifier": ("lambda",), "Url": ("http",), "Headers": ("http",), "Handler": ("python",),
+}
+_UNSUPPORTED_SOURCES = {
+    "dynamodb": "DynamoDB Streams", "sqs": "SQS", "kafka": "Amazon MSK (Kafka)",
+    "mq": "Amazon MQ", "rds": "DocumentDB",
+}
+_KINESIS_ONLY = (
+    "this release supports Kinesis stream ARNs only "
+    "(arn:aws:kinesis:<region>:<account>:stream/<name>)"
+)
+
+TUNING_RANGES: Final[dict[str, tuple[float, float]]] = {
+    "shard_discovery_seconds": (1.0, 3600.0),
+    "idle_poll_seconds": (0.01, 60.0),
+    "min_poll_interval_seconds": (0.0, 60.0),
+    "retry_base_seconds": (0.001, 3600.0),
+    "retry_max_seconds": (0.001, 3600.0),
+    "throttle_base_seconds": (0.001, 3600.0),
+    "throttle_max_seconds": (0.001, 3600.0),
+    "checkpoint_flush_seconds": (0.0, 60.0),
+    "drain_grace_seconds": (0.0, 3600.0),
+    "destination_attempts": (1, 100),
+}
+"""Inclusive (min, max) for every TuningConfig field."""
+
+_DEFAULT_AWS: Final = AwsConfig()
+_DEFAULT_STATE: Final = StateConfig()
+_DEFAULT_METRICS: Final = MetricsConfig()
+_DEFAULT_TARGET: Final = Target()
+
+_UUID_NAMESPACE: Final = uuid.UUID("6f1c5a0e-3b8e-5d2c-9a47-0e5b6c7d8e9f")
+
+
+def generated_uuid(event_source_arn: str, function_name: str) -> str:
+    """The UUID a mapping gets when the file gives none: stable across restarts and hosts."""
+    return str(uuid.uuid5(_UUID_NAMESPACE, f"{event_source_arn}\n{function_name}"))
+
+
+# --- environment references ----------------------------------------------------------------------
+
+
+class _EnvStr(str):
+    """A string produced by ${VAR} expansion: numeric and boolean fields may parse it."""
+
+    __slots__ = ()
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _expand(data: object, path: str, env: MappingABC[str, str],
+            issues: list[ConfigIssue]) -> object:
+    if isinstance(data, str):
+        return _expand_str(data, path, env, issues)
+    if isinstance(data, dict):
+        return {k: _expand(v, _join(path, str(k)), env, issues) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_expand(v, f"{path}[{i}]", env, issues) for i, v in enumerate(data)]
+    return data
+
+
+def _expand_str(text: str, path: str, env: MappingABC[str, str],
+                issues: list[ConfigIssue]) -> str:
+    if "${" not in text:
+        return text
+    expanded = False
+
+    def repl(m: re.Match[str]) -> str:
+        nonlocal expanded
+        escaped, body = m.group(1), m.group(2)
+        if escaped:
+            return "${" + body + "}"
+        ref = _VAR_BODY_RE.fullmatch(body)
+        if ref is None:
+            issues.append(ConfigIssue(path, MISSING, f"invalid environment reference ${{{body}}} "
+                                      "(expected ${VAR}, ${VAR:-default} or ${VAR-default})"))
+            return m.group(0)
+        name, op, default = ref.group(1), ref.group(2), ref.group(3)
+        expanded = True
+        value = env.get(name)
+        if op == ":-" and not value:
+            return default or ""
+        if op == "-" and value is None:
+            return default or ""
+        if value is None:
+            issues.append(ConfigIssue(path, MISSING, f"environment variable {name} is not set "
+                                      f"(set it, or give a default: ${{{name}:-default}})"))
+            return ""
+        return value
+
+    result = _VAR_RE.sub(repl, text)
+    return _EnvStr(result) if expanded else result
+
+
+# --- YAML loading --------------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys instead of silently keeping the last one."""
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[object] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:
+            continue  # unhashable: construct_mapping reports it
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark,
+                f"found duplicate key {key!r}", key_node.start_mark)
+    return loader.construct_mapping(node, deep=True)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        problem = exc.problem or "syntax error"
+        return f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return f"invalid YAML: {exc}"
+
+
+def load_config(path: str | os.PathLike[str], env: MappingABC[str, str] | None = None) -> Config:
+    """Read, expand and validate a config file; raises ConfigError listing every problem."""
+    source = os.fspath(path)
+    try:
+        with open(source, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise ConfigError(source, [ConfigIssue("", MISSING, "file not found")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError(source, [ConfigIssue("", MISSING, "not UTF-8 text")]) from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(source, [ConfigIssue("", MISSING, f"cannot read: {reason}")]) from None
+    try:
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, [ConfigIssue("", MISSING, _yaml_problem(exc))]) from None
+    return parse_config(data, source, env)
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+
+def _suggest(key: str, candidates: Collection[str]) -> str | None:
+    def norm(s: str) -> str:
+        return s.lower().replace("_", "").replace("-", "")
+
+    by_norm = {norm(c): c for c in candidates}
+    if norm(key) in by_norm:
+        return by_norm[norm(key)]
+    close = difflib.get_close_matches(norm(key), list(by_norm), n=1, cutoff=0.6)
+    return by_norm[close[0]] if close else None
+
+
+def _did_you_mean(key: str, candidates: Collection[str]) -> str:
+    best = _suggest(key, candidates)
+    return f" (did you mean {best}?)" if best else ""
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (datetime, date)):
+        return "date"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    return type(value).__name__
+
+
+def _fmt(n: float) -> str:
+    return f"{n:g}"
+
+
+class _Checker:
+    def __init__(self) -> None:
+        self.issues: list[ConfigIssue] = []
+
+    def add(self, path: str, value: object, message: str) -> None:
+        self.issues.append(ConfigIssue(path, value, message))
+
+    def obj(self, path: str, value: object, allowed: Collection[str], *,
+            what: str = "field", extra_candidates: Collection[str] = (),
+            hint: Callable[[str], str | None] | None = None) -> dict[str, object]:
+        """The known keys of a mapping; reports a non-mapping, non-string keys, unknown keys."""
+        if value is None or value is MISSING:
+            return {}
+        if not isinstance(value, dict):
+            self.add(path, value, f"must be a mapping (got a {_type_name(value)})")
+            return {}
+        known: dict[str, object] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                self.add(_join(path, str(key)), MISSING,
+                         f"keys must be strings (got a {_type_name(key)} key)")
+                continue
+            if key in allowed:
+                known[key] = item
+                continue
+            special = hint(key) if hint else None
+            if special:
+                self.add(_join(path, key), MISSING, special)
+            else:
+                candidates = [*allowed, *extra_candidates]
+                self.add(_join(path, key), MISSING,
+                         f"unknown {what}{_did_you_mean(key, candidates)}")
+        return known
+
+    def bool_(self, path: str, value: object, default: bool) -> bool:
+        if value is None or value is MISSING:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, _EnvStr) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        self.add(path, value, f"must be true or false (got a {_type_name(value)})")
+        return default
+
+    def int_(self, path: str, value: object, default: int, lo: int, hi: int,
+             message: str | None = None, ok: Callable[[int], bool] | None = None) -> int:
+        message = message or f"must be an integer from {lo} to {hi}"
+        if value is None or value is MISSING:
+            return default
+        n: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            n = value
+        elif isinstance(value, _EnvStr):
+            try:
+                n = int(value.strip())
+            except ValueError:
+                n = None
+        if n is None:
+            self.add(path, value, f"{message} (got a {_type_name(value)})")
+            return default
+        if not (lo <= n <= hi) or (ok is not None and not ok(n)):
+            self.add(path, value, message)
+            return default
+        return n
+
+    def num(self, path: str, value: object, default: float, lo: float, hi: float,
+            lo_exclusive: bool = False) -> float:
+        low = f"greater than {_fmt(lo)}" if lo_exclusive else f"from {_fmt(lo)}"
+        message = f"must be a number {low} {'and at most' if lo_exclusive else 'to'} {_fmt(hi)}"
+        if value is None or value is MISSING:
+            return default
+        x: float | None = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            x = float(value)
+        elif isinstance(value, _EnvStr):
+            try:
+                x = float(value.strip())
+            except ValueError:
+                x = None
+        if x is None:
+            self.add(path, value, f"{message} (got a {_type_name(value)})")
+            return default
+        too_low = x <= lo if lo_exclusive else x < lo
+        if math.isnan(x) or too_low or x > hi:
+            self.add(path, value, message)
+            return default
+        return x
+
+    def str_(self, path: str, value: object, default: str | None = None, *,
+             required: bool = False, secret: bool = False, max_len: int | None = None,
+             pattern: re.Pattern[str] | None = None, expected: str = "") -> str | None:
+        """A string (None/missing -> default, or an error if required)."""
+        shown = "***" if secret else value
+        if value is None or value is MISSING:
+            if required:
+                self.add(path, MISSING, f"is required{': ' + expected if expected else ''}")
+            return default
+        if not isinstance(value, str):
+            hint = " (quote it)" if isinstance(value, (int, float, bool, date)) else ""
+            need = expected or "a string"
+            self.add(path, shown, f"must be {need} (got a {_type_name(value)}){hint}")
+            return default
+        text = str(value)
+        if required and not text:
+            self.add(path, shown, f"must not be empty{': ' + expected if expected else ''}")
+            return default
+        if max_len is not None and len(text) > max_len:
+            self.add(path, shown, f"must be at most {max_len} characters (got {len(text)})")
+            return default
+        if pattern is not None and text and pattern.fullmatch(text) is None:
+            self.add(path, shown, f"must be {expected}" if expected else "has an invalid format")
+            return default
+        return text
+
+    def choice(self, path: str, value: object, choices: tuple[str, ...], default: str | None,
+               *, required: bool = False, ignore_case: bool = False,
+               expected: str = "") -> str | None:
+        allowed = "one of " + ", ".join(choices)
+        if value is None or value is MISSING:
+            if required:
+                self.add(path, MISSING, f"is required{expected}: {allowed}")
+            return default
+        if isinstance(value, str):
+            text = value.lower() if ignore_case else str(value)
+            if text in choices:
+                return text
+            self.add(path, value, f"must be {allowed}{_did_you_mean(value, choices)}")
+        else:
+            self.add(path, value, f"must be {allowed} (got a {_type_name(value)})")
+        return default
+
+    def str_map(self, path: str, value: object, *, secret: bool = False) -> dict[str, str]:
+        if value is None or value is MISSING:
+            return {}
+        if not isinstance(value, dict):
+            self.add(path, value, f"must be a mapping of strings (got a {_type_name(value)})")
+            return {}
+        out: dict[str, str] = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                self.add(_join(path, str(k)), MISSING,
+                         f"keys must be strings (got a {_type_name(k)} key)")
+                continue
+            s = self.str_(_join(path, k), v, secret=secret)
+            if s is not None:
+                out[k] = s
+        return out
+
+
+def _url(c: _Checker, path: str, value: object, *, required: bool = False) -> str | None:
+    text = c.str_(path, value, required=required, expected="an http:// or https:// URL")
+    if not text:
+        return None
+    parsed = urllib.parse.urlsplit(text)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        c.add(path, value, "must be an http:// or https:// URL with a host")
+        return None
+    return text
+
+
+def _service_endpoint(c: _Checker, path: str, value: object) -> ServiceEndpoint:
+    d = c.obj(path, value, ("endpoint_url", "region"))
+    return ServiceEndpoint(
+        endpoint_url=_url(c, _join(path, "endpoint_url"), d.get("endpoint_url", MISSING)),
+        region=_region(c, _join(path, "region"), d.get("region", MISSING)),
+    )
+
+
+def _region(c: _Checker, path: str, value: object) -> str | None:
+    return c.str_(path, value, pattern=_REGION_RE, expected="an AWS region name like us-east-1")
+
+
+def _aws(c: _Checker, value: object) -> AwsConfig:
+    d = c.obj("aws", value, (*_AWS_FIELDS, *SERVICES))
+    services = {
+        name: _service_endpoint(c, _join("aws", name), d[name])
+        for name in SERVICES if d.get(name) is not None
+    }
+    creds = {
+        k: c.str_(_join("aws", k), d.get(k, MISSING), secret=k in _SECRET_FIELDS) or None
+        for k in ("access_key_id", "secret_access_key", "session_token")
+    }
+    if bool(creds["access_key_id"]) != bool(creds["secret_access_key"]):
+        given, other = (("access_key_id", "secret_access_key") if creds["access_key_id"]
+                        else ("secret_access_key", "access_key_id"))
+        c.add(_join("aws", other), MISSING, f"is required when aws.{given} is set "
+              "(give both, or neither to use the standard credential chain)")
+    if creds["session_token"] and not creds["access_key_id"]:
+        c.add("aws.session_token", MISSING,
+              "needs aws.access_key_id and aws.secret_access_key")
+    return AwsConfig(
+        region=_region(c, "aws.region", d.get("region", MISSING)) or _DEFAULT_AWS.region,
+        endpoint_url=_url(c, "aws.endpoint_url", d.get("endpoint_url", MISSING)),
+        services=services,
+        access_key_id=creds["access_key_id"],
+        secret_access_key=creds["secret_access_key"],
+        session_token=creds["session_token"],
+    )
+
+
+def _state(c: _Checker, value: object) -> StateConfig:
+    d = c.obj("state", value, ("store", "path"))
+    store = d.get("store", MISSING)
+    if store == "dynamodb":
+        c.add("state.store", store, "the dynamodb store is not supported yet by esm-poller; "
+              "must be sqlite")
+    else:
+        c.choice("state.store", store, ("sqlite",), "sqlite")
+    path = c.str_("state.path", d.get("path", MISSING), _DEFAULT_STATE.path,
+                  expected="a file path")
+    if path == "":
+        c.add("state.path", path, "must not be empty: a file path for the sqlite database")
+    return StateConfig(store="sqlite", path=path or _DEFAULT_STATE.path)
+
+
+def _metrics(c: _Checker, value: object) -> MetricsConfig:
+    d = c.obj("metrics", value, ("port", "host"))
+    port = c.int_("metrics.port", d.get("port", MISSING), _DEFAULT_METRICS.port, 0, 65535,
+                  "must be an integer from 0 to 65535 (0 disables the metrics endpoint)")
+    host = c.str_("metrics.host", d.get("host", MISSING), _DEFAULT_METRICS.host,
+                  expected="a host name or IP address")
+    if host == "":
+        c.add("metrics.host", host, "must not be empty: a host name or IP address")
+    return MetricsConfig(port=port, host=host or _DEFAULT_METRICS.host)
+
+
+def _tuning(c: _Checker, value: object) -> TuningConfig:
+    names = [f.name for f in dataclasses.fields(TuningConfig)]
+    d = c.obj("tuning", value, names)
+    defaults = TuningConfig()
+    kwargs: dict[str, float | int] = {}
+    for name in names:
+        default = getattr(defaults, name)
+        lo, hi = TUNING_RANGES.get(name, (0.0, math.inf))
+        path = _join("tuning", name)
+        if isinstance(default, int):
+            kwargs[name] = c.int_(path, d.get(name, MISSING), default, int(lo), int(hi))
+        else:
+            kwargs[name] = c.num(path, d.get(name, MISSING), default, lo, hi)
+    tuning = TuningConfig(**kwargs)  # type: ignore[arg-type]
+    for base, top in (("retry_base_seconds", "retry_max_seconds"),
+                      ("throttle_base_seconds", "throttle_max_seconds")):
+        if getattr(tuning, top) < getattr(tuning, base):
+            c.add(_join("tuning", top), getattr(tuning, top),
+                  f"must be at least tuning.{base} ({_fmt(getattr(tuning, base))})")
+    return tuning
+
+
+def _log(c: _Checker, value: object) -> tuple[str, str]:
+    d = c.obj("log", value, ("level", "format"))
+    level = c.choice("log.level", d.get("level", MISSING), _LOG_LEVELS, "info", ignore_case=True)
+    fmt = c.choice("log.format", d.get("format", MISSING), _LOG_FORMATS, "auto", ignore_case=True)
+    return level or "info", fmt or "auto"
+
+
+# --- one mapping ---------------------------------------------------------------------------------
+
+
+def _mapping_key_hint(key: str) -> str | None:
+    if key in _NOT_FOR_KINESIS:
+        return (f"does not apply to Kinesis event sources (it is for "
+                f"{_NOT_FOR_KINESIS[key]}); remove it")
+    if key in _OUTPUT_ONLY:
+        extra = "; use FunctionName" if key == "FunctionArn" else ""
+        return (f"is an output of GetEventSourceMapping, not a CreateEventSourceMapping "
+                f"parameter; remove it{extra}")
+    return None
+
+
+def _event_source_arn(c: _Checker, path: str, value: object) -> str | None:
+    arn = c.str_(path, value, required=True,
+                 expected="a Kinesis stream ARN (arn:aws:kinesis:<region>:<account>:stream/<name>)")
+    if not arn:
+        return None
+    m = _ARN_RE.fullmatch(arn)
+    if m is None:
+        c.add(path, value, f"is not a valid ARN; {_KINESIS_ONLY}")
+        return None
+    service, region, account, resource = m.group(2), m.group(3), m.group(4), m.group(5)
+    if service == "kinesis":
+        if _KINESIS_CONSUMER_RE.fullmatch(resource):
+            c.add(path, value, "Kinesis stream consumer (enhanced fan-out) ARNs are not "
+                  f"supported yet by esm-poller; use the stream ARN ({_KINESIS_ONLY})")
+            return None
+        if _KINESIS_STREAM_RE.fullmatch(resource) is None or not region or not account:
+            c.add(path, value, "must be a Kinesis stream ARN "
+                  "arn:aws:kinesis:<region>:<12-digit account>:stream/<name> "
+                  "(name: 1 to 128 of a-z A-Z 0-9 _ . -)")
+            return None
+        return arn
+    if service in _UNSUPPORTED_SOURCES:
+        c.add(path, value, f"{_UNSUPPORTED_SOURCES[service]} event sources are not supported "
+              f"yet by esm-poller; {_KINESIS_ONLY}")
+    else:
+        c.add(path, value, f"{service} is not an event source Lambda supports; {_KINESIS_ONLY}")
+    return None
+
+
+def _function_name(c: _Checker, path: str, value: object, source_arn: str | None) -> str | None:
+    expected = ("a function name (up to 64 characters), a partial ARN, or a function ARN, "
+                "optionally with :version or :alias, 1 to 256 characters")
+    name = c.str_(path, value, required=True, expected=expected)
+    if not name:
+        return None
+    m = _FUNCTION_RE.fullmatch(name)
+    if len(name) > 256 or m is None or len(m.group("name")) > 64:
+        c.add(path, value, f"must be {expected}")
+        return None
+    if name.startswith("arn:") or source_arn is None:
+        return name
+    if not (m.group("account") or m.group("fn") or m.group("region")):
+        return name  # bare name, optionally :qualifier
+    # partial ARN: resolve in the event source's region/account, as AWS does for its own region
+    _, partition, _, src_region, src_account, _ = source_arn.split(":", 5)
+    full = (f"arn:{partition}:lambda:{m.group('region') or src_region}:"
+            f"{m.group('account') or src_account}:function:{m.group('name')}")
+    if m.group("qualifier"):
+        full += f":{m.group('qualifier')}"
+    return full
+
+
+def _starting_timestamp(c: _Checker, path: str, value: object) -> float | None:
+    expected = "epoch seconds (a number) or an ISO-8601 date-time"
+    ts: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        ts = float(value)
+    elif isinstance(value, datetime):
+        ts = (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    elif isinstance(value, date):
+        ts = datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp()
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            ts = float(text)
+        except ValueError:
+            try:
+                dt = datetime.fromisoformat(text)
+            except ValueError:
+                c.add(path, value, f"must be {expected}")
+                return None
+            ts = (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+    else:
+        c.add(path, value, f"must be {expected} (got a {_type_name(value)})")
+        return None
+    if not math.isfinite(ts) or ts < 0:
+        c.add(path, value, f"must be {expected} at or after 1970-01-01T00:00:00Z")
+        return None
+    now = time.time()
+    if ts > now:
+        when = datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+        c.add(path, value, f"must not be in the future (it is {when})")
+        return None
+    return ts
+
+
+def _destination(c: _Checker, path: str, value: object) -> str | None:
+    d = c.obj(path, value, ("OnFailure", "OnSuccess"))
+    on_success = d.get("OnSuccess")
+    if on_success is not None:
+        c.add(_join(path, "OnSuccess"), MISSING, "is not supported for event source mappings "
+              "(AWS accepts only OnFailure); remove it")
+    path = _join(path, "OnFailure")
+    d = c.obj(path, d.get("OnFailure"), ("Destination",))
+    path = _join(path, "Destination")
+    expected = ("an SQS queue, SNS topic or S3 bucket ARN of at most "
+                f"{_MAX_DESTINATION_ARN} characters, or empty for none")
+    arn = c.str_(path, d.get("Destination", MISSING), expected=expected,
+                 max_len=_MAX_DESTINATION_ARN)
+    if not arn:
+        return None
+    if arn.startswith("kafka://"):
+        c.add(path, arn, "Kafka topic destinations are only for Kafka event sources; "
+              f"must be {expected}")
+        return None
+    m = _ARN_RE.fullmatch(arn)
+    service, region, account, resource = m.groups()[1:] if m else ("", None, None, "")
+    if service == "sqs" and region and account and _SQS_NAME_RE.fullmatch(resource):
+        if resource.endswith(".fifo"):
+            c.add(path, arn, "FIFO queues are not supported as on-failure destinations; "
+                  "use a standard SQS queue")
+            return None
+        return arn
+    if service == "sns" and region and account and _SNS_NAME_RE.fullmatch(resource):
+        if resource.endswith(".fifo"):
+            c.add(path, arn, "FIFO topics are not supported as on-failure destinations; "
+                  "use a standard SNS topic")
+            return None
+        return arn
+    if (service == "s3" and not region and not account
+            and _S3_BUCKET_RE.fullmatch(resource)):
+        return arn
+    c.add(path, arn, f"must be {expected} (arn:aws:sqs:<region>:<account>:<queue>, "
+          "arn:aws:sns:<region>:<account>:<topic> or arn:aws:s3:::<bucket>)")
+    return None
+
+
+def _response_types(c: _Checker, path: str, value: object) -> tuple[str, ...]:
+    if value is None or value is MISSING:
+        return ()
+    if not isinstance(value, list):
+        c.add(path, value, "must be a list of 0 or 1 items: [ReportBatchItemFailures] or []")
+        return ()
+    if len(value) > 1:
+        c.add(path, value, "must have at most 1 item: [ReportBatchItemFailures]")
+        return ()
+    for i, item in enumerate(value):
+        c.choice(f"{path}[{i}]", item, ("ReportBatchItemFailures",), None, required=True)
+    return ("ReportBatchItemFailures",) if "ReportBatchItemFailures" in value else ()
+
+
+def _metrics_config(c: _Checker, path: str, value: object) -> tuple[str, ...]:
+    d = c.obj(path, value, ("Metrics",))
+    metrics = d.get("Metrics")
+    if metrics is None:
+        return ()
+    mpath = _join(path, "Metrics")
+    if not isinstance(metrics, list) or len(metrics) > 1:
+        c.add(mpath, metrics, "must be a list of 0 or 1 items: [EventCount] "
+              "(ErrorCount and KafkaMetrics are for Kafka event sources only)")
+        return ()
+    out: list[str] = []
+    for i, item in enumerate(metrics):
+        if item in ("ErrorCount", "KafkaMetrics"):
+            c.add(f"{mpath}[{i}]", item, "is for Kafka event sources only; must be EventCount")
+        elif c.choice(f"{mpath}[{i}]", item, ("EventCount",), None, required=True):
+            out.append("EventCount")
+    return tuple(out)
+
+
+def _tag_text_ok(text: str) -> bool:
+    return all(ch.isalnum() or ch.isspace() or ch in _TAG_PUNCT for ch in text)
+
+
+def _tags(c: _Checker, path: str, value: object) -> dict[str, str]:
+    tags = c.str_map(path, value)
+    if len(tags) > 50:
+        c.add(path, MISSING, f"must have at most 50 tags (got {len(tags)})")
+    allowed = "letters, digits, spaces and _ . : / = + - @"
+    for k, v in tags.items():
+        kpath = _join(path, k)
+        if not (1 <= len(k) <= 128) or not _tag_text_ok(k):
+            c.add(kpath, MISSING, f"tag keys must be 1 to 128 characters of {allowed}")
+        elif k.lower().startswith("aws:"):
+            c.add(kpath, MISSING, "tag keys starting with aws: are reserved by AWS")
+        if len(v) > 256 or not _tag_text_ok(v):
+            c.add(kpath, v, f"tag values must be 0 to 256 characters of {allowed}")
+    return tags
+
+
+def _target(c: _Checker, path: str, value: object, function_name: str | None) -> Target:
+    d = c.obj(path, value, tuple(_TARGET_FIELDS))
+    ttype = c.choice(_join(path, "Type"), d.get("Type", MISSING), _TARGET_TYPES, "lambda")
+    ttype = ttype or "lambda"
+    for key in d:
+        if ttype not in _TARGET_FIELDS[key]:
+            only = " or ".join(_TARGET_FIELDS[key])
+            c.add(_join(path, key), MISSING,
+                  f"only applies to Type {only} (this target's Type is {ttype})")
+    url = handler = qualifier = None
+    headers: dict[str, str] = {}
+    if ttype == "http":
+        url = _url(c, _join(path, "Url"), d.get("Url", MISSING), required=True)
+        headers = c.str_map(_join(path, "Headers"), d.get("Headers", MISSING), secret=True)
+        for name, v in headers.items():
+            if not _HEADER_NAME_RE.fullmatch(name):
+                c.add(_join(path, f"Headers.{name}"), MISSING, "is not a valid HTTP header name")
+            if "\r" in v or "\n" in v:
+                c.add(_join(path, f"Headers.{name}"), MISSING,
+                      "header values must not contain line breaks")
+    elif ttype == "python":
+        handler = c.str_(_join(path, "Handler"), d.get("Handler", MISSING), required=True,
+                         pattern=_HANDLER_RE,
+                         expected='a handler like "package.module:function"')
+    elif ttype == "lambda":
+        qpath = _join(path, "Qualifier")
+        qualifier = c.str_(qpath, d.get("Qualifier", MISSING), pattern=_QUALIFIER_RE,
+                           expected="a version or alias: 1 to 128 of a-z A-Z 0-9 $ _ -")
+        if qualifier and function_name:
+            m = _FUNCTION_RE.fullmatch(function_name)
+            if function_name.startswith("arn:") or (m is not None and m.group("qualifier")):
+                c.add(qpath, qualifier, "can only be combined with an unqualified function "
+                      "name; append :<version or alias> to FunctionName instead")
+                qualifier = None
+        qualifier = qualifier or None
+    role = c.str_(_join(path, "RoleArn"), d.get("RoleArn", MISSING), pattern=_ROLE_ARN_RE,
+                  expected="an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+    timeout = c.num(_join(path, "TimeoutSeconds"), d.get("TimeoutSeconds", MISSING),
+                    _DEFAULT_TARGET.timeout_seconds, 0.0, _MAX_TIMEOUT_SECONDS, lo_exclusive=True)
+    return Target(type=cast(TargetType, ttype), url=url, handler=handler,
+                  timeout_seconds=timeout, headers=headers, qualifier=qualifier,
+                  role_arn=role or None)
+
+
+def _mapping(c: _Checker, path: str, value: object) -> Mapping | None:
+    if not isinstance(value, dict):
+        c.add(path, value, "must be a mapping of CreateEventSourceMapping parameters "
+              f"(got a {_type_name(value)})")
+        return None
+    start = len(c.issues)
+    d = c.obj(path, value, _MAPPING_FIELDS, what="field", hint=_mapping_key_hint,
+              extra_candidates=(*_NOT_FOR_KINESIS, *_OUTPUT_ONLY))
+
+    def f(key: str) -> object:
+        return d.get(key, MISSING)
+
+    def p(key: str) -> str:
+        return _join(path, key)
+
+    source_arn = _event_source_arn(c, p("EventSourceArn"), f("EventSourceArn"))
+    raw_function = f("FunctionName")
+    function_name = _function_name(c, p("FunctionName"), raw_function, source_arn)
+
+    uuid_value = f("UUID")
+    mapping_uuid: str | None
+    if uuid_value is MISSING or uuid_value is None:
+        mapping_uuid = (generated_uuid(source_arn, cast(str, raw_function))
+                        if source_arn and function_name else None)
+    else:
+        mapping_uuid = c.str_(p("UUID"), uuid_value, pattern=_UUID_RE,
+                              expected="1 to 128 of A-Z a-z 0-9 . _ -, starting with a letter "
+                                       "or digit")
+
+    enabled = c.bool_(p("Enabled"), f("Enabled"), True)
+    batch_size = c.int_(p("BatchSize"), f("BatchSize"), 100, 1, 10000)
+    window = c.int_(p("MaximumBatchingWindowInSeconds"), f("MaximumBatchingWindowInSeconds"),
+                    0, 0, 300)
+    position = c.choice(p("StartingPosition"), f("StartingPosition"), _STARTING_POSITIONS, None,
+                        required=True, expected=" for Kinesis")
+    ts_value = f("StartingPositionTimestamp")
+    timestamp: float | None = None
+    if position == "AT_TIMESTAMP":
+        if ts_value is MISSING or ts_value is None:
+            c.add(p("StartingPositionTimestamp"), MISSING, "is required when StartingPosition "
+                  "is AT_TIMESTAMP: epoch seconds (a number) or an ISO-8601 date-time")
+        else:
+            timestamp = _starting_timestamp(c, p("StartingPositionTimestamp"), ts_value)
+    elif ts_value is not MISSING and ts_value is not None:
+        c.add(p("StartingPositionTimestamp"), ts_value,
+              "is only allowed with StartingPosition AT_TIMESTAMP")
+    max_age = c.int_(p("MaximumRecordAgeInSeconds"), f("MaximumRecordAgeInSeconds"), -1,
+                     -1, 604800, "must be -1 (no limit) or an integer from 60 to 604800",
+                     ok=lambda n: n == -1 or n >= 60)
+    retries = c.int_(p("MaximumRetryAttempts"), f("MaximumRetryAttempts"), -1, -1, 10000,
+                     "must be an integer from -1 to 10000 (-1 = retry until the records expire)")
+    bisect = c.bool_(p("BisectBatchOnFunctionError"), f("BisectBatchOnFunctionError"), False)
+    parallel = c.int_(p("ParallelizationFactor"), f("ParallelizationFactor"), 1, 1, 10)
+    destination = _destination(c, p("DestinationConfig"), f("DestinationConfig"))
+    response_types = _response_types(c, p("FunctionResponseTypes"), f("FunctionResponseTypes"))
+
+    tumbling = c.int_(p("TumblingWindowInSeconds"), f("TumblingWindowInSeconds"), 0, 0, 900)
+    if tumbling:
+        c.add(p("TumblingWindowInSeconds"), tumbling, "tumbling windows are not supported yet by "
+              "esm-poller; remove it or set 0")
+    filters = f("FilterCriteria")
+    if filters is not MISSING and filters is not None and filters != {} and filters != {
+            "Filters": []}:
+        c.add(p("FilterCriteria"), MISSING,
+              "event filtering is not supported yet by esm-poller; remove it")
+
+    kms = c.str_(p("KMSKeyArn"), f("KMSKeyArn"), pattern=_KMS_ARN_RE,
+                 expected="a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>) or empty")
+    metrics_config = _metrics_config(c, p("MetricsConfig"), f("MetricsConfig"))
+    tags = _tags(c, p("Tags"), f("Tags"))
+    target = _target(c, p("Target"), f("Target"), function_name)
+
+    if len(c.issues) > start or not (source_arn and function_name and mapping_uuid):
+        return None
+    return Mapping(
+        uuid=mapping_uuid,
+        event_source_arn=source_arn,
+        function_name=function_name,
+        enabled=enabled,
+        batch_size=batch_size,
+        maximum_batching_window_in_seconds=window,
+        starting_position=cast(StartingPosition, position),
+        starting_position_timestamp=timestamp,
+        maximum_record_age_in_seconds=max_age,
+        maximum_retry_attempts=retries,
+        bisect_batch_on_function_error=bisect,
+        parallelization_factor=parallel,
+        on_failure_destination=destination,
+        function_response_types=response_types,
+        target=target,
+        kms_key_arn=kms or None,
+        tags=tags,
+        metrics_config=metrics_config,
+    )
+
+
+def _top_key_hint(key: str) -> str | None:
+    if key in _MAPPING_FIELDS:
+        return "unknown top-level field; mapping parameters go inside an item of mappings"
+    return None
+
+
+def parse_config(data: object, source: str = "<config>",
+                 env: MappingABC[str, str] | None = None) -> Config:
+    """Validate already-loaded YAML data (expanding ${VAR}); raises ConfigError on problems."""
+    c = _Checker()
+    data = _expand(data, "", os.environ if env is None else env, c.issues)
+    if data is None:
+        raise ConfigError(source, [ConfigIssue("", MISSING, "the file is empty; expected a "
+                                               "mapping with a mappings list")])
+    if not isinstance(data, dict):
+        raise ConfigError(source, [ConfigIssue("", MISSING, "expected a mapping with keys "
+                                               f"{', '.join(_TOP_FIELDS)} (got a "
+                                               f"{_type_name(data)})")])
+    top = c.obj("", data, _TOP_FIELDS, hint=_top_key_hint)
+    aws = _aws(c, top.get("aws"))
+    state = _state(c, top.get("state"))
+    metrics = _metrics(c, top.get("metrics"))
+    tuning = _tuning(c, top.get("tuning"))
+    log_level, log_format = _log(c, top.get("log"))
+
+    raw = top.get("mappings")
+    mappings: list[Mapping] = []
+    if raw is None:
+        c.add("mappings", MISSING, "is required: a list of at least one mapping")
+    elif not isinstance(raw, list):
+        c.add("mappings", raw, f"must be a list of mappings (got a {_type_name(raw)})")
+    elif not raw:
+        c.add("mappings", raw, "must list at least one mapping")
+    else:
+        seen_uuid: dict[str, int] = {}
+        seen_pair: dict[tuple[str, str], Mapping] = {}
+        for i, item in enumerate(raw):
+            m = _mapping(c, f"mappings[{i}]", item)
+            if m is None:
+                continue
+            if m.uuid in seen_uuid:
+                c.add(f"mappings[{i}].UUID", m.uuid,
+                      f"duplicate UUID (also used by mappings[{seen_uuid[m.uuid]}])")
+                continue
+            seen_uuid[m.uuid] = i
+            pair = (m.event_source_arn, m.function_arn)
+            if pair in seen_pair:
+                first = seen_pair[pair]
+                c.add(f"mappings[{i}]", MISSING,
+                      f'The event source arn (" {m.event_source_arn} ") and function '
+                      f'(" {m.function_name} ") provided mapping already exists. Please update '
+                      f"or delete the existing mapping with UUID {first.uuid} "
+                      f"(mappings[{seen_uuid[first.uuid]}])")
+                continue
+            seen_pair[pair] = m
+            mappings.append(m)
+
+    if c.issues:
+        raise ConfigError(source, c.issues)
+    return Config(
+        mappings=tuple(mappings), aws=aws, state=state, metrics=metrics, tuning=tuning,
+        log_level=log_level, log_format=cast(Literal["auto", "json", "console"], log_format),
+    )
+
+
+# --- summary -------------------------------------------------------------------------------------
+
+
+def _limit(n: int, unit: str = "") -> str:
+    return "unlimited" if n == -1 else f"{n}{unit}"
+
+
+def _mapping_line(m: Mapping) -> str:
+    t = m.target
+    if t.type == "http":
+        target = f"http {t.url}"
+    elif t.type == "python":
+        target = f"python {t.handler}"
+    else:
+        target = f"lambda{':' + t.qualifier if t.qualifier else ''}"
+    position = str(m.starting_position)
+    if m.starting_position_timestamp is not None:
+        when = datetime.fromtimestamp(m.starting_position_timestamp, UTC)
+        position += f" {when.isoformat().replace('+00:00', 'Z')}"
+    settings = [
+        "enabled" if m.enabled else "DISABLED",
+        position,
+        f"BatchSize {m.batch_size}",
+        f"window {m.maximum_batching_window_in_seconds}s",
+        f"ParallelizationFactor {m.parallelization_factor}",
+        f"retries {_limit(m.maximum_retry_attempts)}",
+        f"max age {_limit(m.maximum_record_age_in_seconds, 's')}",
+        f"bisect {'on' if m.bisect_batch_on_function_error else 'off'}",
+    ]
+    if m.report_batch_item_failures:
+        settings.append("ReportBatchItemFailures")
+    settings.append(f"on failure -> {m.on_failure_destination or 'none'}")
+    if t.timeout_seconds != _DEFAULT_TARGET.timeout_seconds:
+        settings.append(f"timeout {_fmt(t.timeout_seconds)}s")
+    notes = []
+    if m.metrics_config:
+        notes.append("MetricsConfig accepted (Prometheus metrics are always exported)")
+    if m.kms_key_arn:
+        notes.append("KMSKeyArn accepted (no effect: it only encrypts FilterCriteria)")
+    if m.tags:
+        notes.append(f"{len(m.tags)} tag(s) (no effect)")
+    line = (f"  {m.uuid}: {m.event_source_arn} -> {m.function_name} via {target} | "
+            + ", ".join(settings))
+    return line + (f" | {'; '.join(notes)}" if notes else "")
+
+
+def summary(config: Config) -> str:
+    """Human summary of a valid config: a few general lines, then one line per mapping."""
+    aws = config.aws
+    enabled = sum(1 for m in config.mappings if m.enabled)
+    n = len(config.mappings)
+    where = [f"region {aws.region}"]
+    if aws.endpoint_url:
+        where.append(f"endpoint {aws.endpoint_url}")
+    for name, svc in sorted(aws.services.items()):
+        parts = [p for p in (svc.endpoint_url, svc.region) if p]
+        if parts:
+            where.append(f"{name} {' '.join(parts)}")
+    where.append("explicit credentials" if aws.access_key_id else "default credential chain")
+    metrics = (f"http://{config.metrics.host}:{config.metrics.port}/metrics"
+               if config.metrics.port else "disabled")
+    lines = [
+        f"config OK: {n} mapping{'s' if n != 1 else ''} ({enabled} enabled)",
+        f"aws: {', '.join(where)}",
+        f"state: {config.state.store} {config.state.path}; metrics: {metrics}; "
+        f"log: {config.log_level} {config.log_format}",
+        "mappings:",
+    ]
+    lines += [_mapping_line(m) for m in config.mappings]
+    return "\n".join(lines)
