@@ -3,6 +3,7 @@
 payloads straight into one exact-size ``bytes`` object. ``poller.batching`` holds the
 pure-Python twin; both produce byte-identical output."""
 
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.conversion cimport PyOS_double_to_string
 from cpython.mem cimport PyMem_Free
@@ -24,6 +25,8 @@ cdef extern from "Python.h":
     bint PyLong_CheckExact(object o)
     bint PyList_CheckExact(object o)
     bint PyTuple_CheckExact(object o)
+    bint PyDict_CheckExact(object o)
+    PyObject* PyDict_GetItemWithError(object d, object k) except? NULL
     double PyFloat_AS_DOUBLE(object o)
     PyObject* PyList_GET_ITEM(object o, Py_ssize_t i)
     PyObject* PyTuple_GET_ITEM(object o, Py_ssize_t i)
@@ -34,6 +37,10 @@ cdef extern from "Python.h":
 
 cdef extern from *:
     """
+    #include <math.h>
+    #include <stdint.h>
+    #include <string.h>
+
     /* 1 when every byte is printable ASCII other than '"' and '\\\\', i.e. json.dumps
        (ensure_ascii=True) writes the string unchanged between its quotes. Branch-free so the
        compiler vectorises it; the caller guarantees the bytes are ASCII. */
@@ -46,8 +53,110 @@ cdef extern from *:
         }
         return !bad;
     }
+
+    /* repr(x) for the common Kinesis timestamp (1 <= x < 2**40 with at most three decimals),
+       written to buf; 0 when x is not such a number. Below 2**40 a double's spacing is under
+       0.001, so when m/1000 rounds to x no other decimal of three or fewer places does, and
+       m/1000 without trailing zeros is the shortest round-trip string repr() prints. */
+    static Py_ssize_t poller_ms_repr(double x, char *buf) {
+        if (!(x >= 1.0 && x < 1099511627776.0)) return 0;
+        long long m = llround(x * 1000.0);
+        if ((double)m / 1000.0 != x) return 0;
+        long long whole = m / 1000;
+        int frac = (int)(m % 1000);
+        char tmp[20];
+        Py_ssize_t n = 0, k = 0;
+        while (whole >= 100) {
+            int two = (int)(whole % 100);
+            whole /= 100;
+            tmp[k++] = (char)('0' + two % 10);
+            tmp[k++] = (char)('0' + two / 10);
+        }
+        do { tmp[k++] = (char)('0' + whole % 10); whole /= 10; } while (whole);
+        while (k) buf[n++] = tmp[--k];
+        buf[n++] = '.';
+        if (frac == 0) { buf[n++] = '0'; return n; }
+        buf[n++] = (char)('0' + frac / 100);
+        if (frac % 100) {
+            buf[n++] = (char)('0' + frac / 10 % 10);
+            if (frac % 10) buf[n++] = (char)('0' + frac % 10);
+        }
+        return n;
+    }
+
+    /* int(s), parsed directly when s (ASCII, data p, length n) is 1..76 plain digits. */
+    static PyObject *poller_seq_to_long(PyObject *s, const char *p, Py_ssize_t n) {
+        unsigned char bad = 0, le[32];
+        Py_ssize_t used = 0, i = 0, j;
+        if (n < 1 || n > 76) return PyLong_FromUnicodeObject(s, 10);
+        for (j = 0; j < n; j++) bad |= (unsigned char)((unsigned char)(p[j] - '0') > 9);
+        if (bad) return PyLong_FromUnicodeObject(s, 10);
+        if (n <= 19) {
+            unsigned long long v = 0;
+            for (j = 0; j < n; j++) v = v * 10 + (unsigned long long)(p[j] - '0');
+            return PyLong_FromUnsignedLongLong(v);
+        }
+    #ifdef __SIZEOF_INT128__
+        static const uint64_t pow10[19] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL,
+            1000000ULL, 10000000ULL, 100000000ULL, 1000000000ULL, 10000000000ULL,
+            100000000000ULL, 1000000000000ULL, 10000000000000ULL, 100000000000000ULL,
+            1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL,
+            1000000000000000000ULL};
+        uint64_t limbs[4];
+        while (i < n) {
+            Py_ssize_t chunk = (i == 0 && n % 18) ? n % 18 : 18;
+            Py_ssize_t half = chunk - chunk / 2;
+            uint64_t hi = 0, lo = 0, carry;
+            /* two independent digit chains, so the CPU can overlap them */
+            for (j = 0; j < chunk / 2; j++) {
+                hi = hi * 10 + (uint64_t)(p[i + j] - '0');
+                lo = lo * 10 + (uint64_t)(p[i + chunk / 2 + j] - '0');
+            }
+            if (half != chunk / 2) lo = lo * 10 + (uint64_t)(p[i + chunk - 1] - '0');
+            carry = hi * pow10[half] + lo;
+            i += chunk;
+            for (j = 0; j < used; j++) {
+                unsigned __int128 t = (unsigned __int128)limbs[j] * pow10[chunk] + carry;
+                limbs[j] = (uint64_t)t;
+                carry = (uint64_t)(t >> 64);
+            }
+            if (carry) limbs[used++] = carry;
+        }
+    #if PY_LITTLE_ENDIAN
+        memcpy(le, limbs, (size_t)(8 * used));
+    #else
+        for (j = 0; j < 8 * used; j++) le[j] = (unsigned char)(limbs[j / 8] >> (8 * (j % 8)));
+    #endif
+        used *= 8;
+    #else
+        static const uint32_t pow10[10] = {1, 10, 100, 1000, 10000, 100000, 1000000,
+                                           10000000, 100000000, 1000000000};
+        uint32_t limbs[8];
+        while (i < n) {
+            Py_ssize_t chunk = (i == 0 && n % 9) ? n % 9 : 9;
+            uint64_t carry = 0;
+            for (j = 0; j < chunk; j++) carry = carry * 10 + (uint64_t)(p[i + j] - '0');
+            i += chunk;
+            for (j = 0; j < used; j++) {
+                uint64_t t = (uint64_t)limbs[j] * pow10[chunk] + carry;
+                limbs[j] = (uint32_t)t;
+                carry = t >> 32;
+            }
+            if (carry) limbs[used++] = (uint32_t)carry;
+        }
+        for (j = 0; j < 4 * used; j++) le[j] = (unsigned char)(limbs[j / 4] >> (8 * (j % 4)));
+        used *= 4;
+    #endif
+    #if PY_VERSION_HEX >= 0x030D0000
+        return PyLong_FromUnsignedNativeBytes(le, (size_t)used, Py_ASNATIVEBYTES_LITTLE_ENDIAN);
+    #else
+        return _PyLong_FromByteArray(le, (size_t)used, 1, 0);
+    #endif
+    }
     """
     bint poller_json_plain(const unsigned char *p, Py_ssize_t n) nogil
+    Py_ssize_t poller_ms_repr(double x, char *buf) nogil
+    object poller_seq_to_long(object s, const char *p, Py_ssize_t n)
 
 
 MAX_PAYLOAD_BYTES = 6291456
@@ -60,6 +169,8 @@ cdef bytes _DATA = b'","data":"'
 cdef bytes _ARRIVAL = b'","approximateArrivalTimestamp":'
 
 
+@cython.no_gc
+@cython.final
 cdef class Record:
     """One source record, already rendered as its event JSON object (``fragment``)."""
 
@@ -98,12 +209,23 @@ cdef inline str _inner(str s):
     return quoted[1:PyUnicode_GET_LENGTH(quoted) - 1]
 
 
+cdef inline object _field(object item, object name):
+    cdef PyObject* value
+    if PyDict_CheckExact(item):
+        value = PyDict_GetItemWithError(item, name)
+        if value == NULL:
+            raise KeyError(name)
+        return <object>value
+    return item[name]
+
+
 cdef inline char* _put_ascii(char* out, str s) noexcept:
     cdef Py_ssize_t n = PyUnicode_GET_LENGTH(s)
     memcpy(out, PyUnicode_DATA(s), n)
     return out + n
 
 
+@cython.final
 cdef class KinesisEncoder:
     """Renders Kinesis GetRecords records (the API's JSON, ``Data`` still base64) as Lambda
     Kinesis event records, in AWS's field order."""
@@ -125,30 +247,41 @@ cdef class KinesisEncoder:
                        + len(self._event_id) + len(self._tail))
 
     def encode(self, raw):
-        cdef Py_ssize_t i, n
-        cdef list out
+        cdef list out = []
         cdef object item
-        if PyList_CheckExact(raw):
-            n = PyList_GET_SIZE(raw)
-            out = PyList_New(n)
-            for i in range(n):
-                item = self._record(<object>PyList_GET_ITEM(raw, i))
-                Py_INCREF(item)
-                PyList_SET_ITEM(out, i, item)
-            return out
-        return [self._record(item) for item in raw]
+        cdef object k_seq = "SequenceNumber", k_key = "PartitionKey", k_data = "Data"
+        cdef object k_ts = "ApproximateArrivalTimestamp"
+        for item in raw:
+            if PyDict_CheckExact(item):
+                # json.loads shares one str object per key across a document: looking fields
+                # up with those very objects skips the string comparisons.
+                for k in <dict>item:
+                    if k == k_seq:
+                        k_seq = k
+                    elif k == k_key:
+                        k_key = k
+                    elif k == k_data:
+                        k_data = k
+                    elif k == k_ts:
+                        k_ts = k
+            break
+        for item in raw:
+            out.append(self._record(item, k_seq, k_key, k_data, k_ts))
+        return out
 
-    cdef Record _record(self, object item):
-        cdef str seq = item["SequenceNumber"]
-        cdef str key = item["PartitionKey"]
-        cdef str data = item["Data"]
-        cdef object ts = item["ApproximateArrivalTimestamp"]
+    cdef Record _record(self, object item, object k_seq, object k_key, object k_data,
+                        object k_ts):
+        cdef str seq = _field(item, k_seq)
+        cdef str key = _field(item, k_key)
+        cdef str data = _field(item, k_data)
+        cdef object ts = _field(item, k_ts)
         cdef str seq_in = _inner(seq)
         cdef str key_in = _inner(key)
         cdef str data_in = _inner(data)
-        cdef char* num = NULL
+        cdef char[32] num
+        cdef char* ext
         cdef bytes num_obj = None
-        cdef Py_ssize_t num_len
+        cdef Py_ssize_t num_len = 0
         cdef double arrival
         cdef bytes fragment
         cdef char* out
@@ -156,41 +289,44 @@ cdef class KinesisEncoder:
 
         if PyFloat_CheckExact(ts) and isfinite(PyFloat_AS_DOUBLE(ts)):
             arrival = PyFloat_AS_DOUBLE(ts)
-            num = PyOS_double_to_string(arrival, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
-            num_len = <Py_ssize_t>strlen(num)
+            num_len = poller_ms_repr(arrival, num)
+            if num_len == 0:
+                ext = PyOS_double_to_string(arrival, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
+                num_len = <Py_ssize_t>strlen(ext)
+                memcpy(num, ext, num_len)
+                PyMem_Free(ext)
         else:
             if PyLong_CheckExact(ts):
                 num_obj = repr(ts).encode("ascii")
             else:
                 num_obj = json.dumps(ts).encode("ascii")
             arrival = float(ts)
+        if num_obj is not None:
             num_len = PyBytes_GET_SIZE(num_obj)
-        try:
-            fragment = PyBytes_FromStringAndSize(
-                NULL, self._fixed + 2 * PyUnicode_GET_LENGTH(seq_in) + PyUnicode_GET_LENGTH(key_in)
-                + PyUnicode_GET_LENGTH(data_in) + num_len)
-            out = PyBytes_AS_STRING(fragment)
-            out = _put(out, _HEAD)
-            out = _put_ascii(out, key_in)
-            out = _put(out, _SEQ)
-            out = _put_ascii(out, seq_in)
-            out = _put(out, _DATA)
-            out = _put_ascii(out, data_in)
-            out = _put(out, _ARRIVAL)
-            if num != NULL:
-                memcpy(out, num, num_len)
-                out += num_len
-            else:
-                out = _put(out, num_obj)
-            out = _put(out, self._event_id)
-            out = _put_ascii(out, seq_in)
-            _put(out, self._tail)
-        finally:
-            if num != NULL:
-                PyMem_Free(num)
+
+        fragment = PyBytes_FromStringAndSize(
+            NULL, self._fixed + 2 * PyUnicode_GET_LENGTH(seq_in) + PyUnicode_GET_LENGTH(key_in)
+            + PyUnicode_GET_LENGTH(data_in) + num_len)
+        out = PyBytes_AS_STRING(fragment)
+        out = _put(out, _HEAD)
+        out = _put_ascii(out, key_in)
+        out = _put(out, _SEQ)
+        out = _put_ascii(out, seq_in)
+        out = _put(out, _DATA)
+        out = _put_ascii(out, data_in)
+        out = _put(out, _ARRIVAL)
+        if num_obj is None:
+            memcpy(out, num, num_len)
+            out += num_len
+        else:
+            out = _put(out, num_obj)
+        out = _put(out, self._event_id)
+        out = _put_ascii(out, seq_in)
+        _put(out, self._tail)
 
         rec = Record.__new__(Record)
-        rec.position = PyLong_FromUnicodeObject(seq, 10)
+        rec.position = poller_seq_to_long(seq, <const char*>PyUnicode_DATA(seq_in),
+                                          PyUnicode_GET_LENGTH(seq_in))
         rec.seq = seq
         rec.key = key
         rec.arrival = arrival

@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import importlib
 import json
+import math
 import os
 import random
+import struct
 import subprocess
 import sys
 import textwrap
@@ -140,6 +142,46 @@ def test_fragment_writes_timestamp_like_json_dumps(impl: Any, arrival: float) ->
     assert record.fragment == dumps(expected_event(raw))
     assert record.arrival == float(arrival)
     assert type(record.arrival) is float
+
+
+def awkward_timestamps(rng: random.Random) -> list[float]:
+    values: list[float] = [
+        0.001, 0.5, 0.9995, 0.999, 1.0, 1.0005, 1.001, 9.999, 10.0, 99.99, 100.5, 999.999,
+        2**40 - 0.001, 2**40 - 0.0005, float(2**40), 2**40 + 0.5, 2**40 + 0.001,
+        1e15 + 0.125, 1e16, 9007199254740993.0, -0.0, -1700000000.123, 5e-324, 0.1 + 0.2,
+        1700000000.0005, 1700000000.9999, 1699999999.9995,
+    ]
+    for _ in range(4000):
+        values.append(round(rng.uniform(1.4e9, 1.9e9), 3))
+        values.append(rng.randrange(1000, 2**40 * 1000) / 1000)
+        values.append(rng.randrange(1, 10**6) / rng.choice([10, 100, 1000, 10**4, 10**7]))
+        values.append(rng.uniform(1.4e9, 1.9e9))
+        x = struct.unpack("<d", rng.randbytes(8))[0]
+        values.append(x if math.isfinite(x) else 1.5)
+    return values
+
+
+def test_float_timestamps_render_like_repr_across_ranges(impl: Any) -> None:
+    stamps = awkward_timestamps(random.Random(42))
+    raws = [raw_record(seq=str(i + 1), arrival=x) for i, x in enumerate(stamps)]
+    for raw, record in zip(raws, encoder(impl).encode(raws), strict=True):
+        assert record.fragment == dumps(expected_event(raw)), raw["ApproximateArrivalTimestamp"]
+
+
+def test_position_parses_sequence_numbers_of_any_length(impl: Any) -> None:
+    rng = random.Random(8)
+    seqs = ["0", "7", "007", "18446744073709551615", "18446744073709551616", "9" * 76, "9" * 77,
+            "1" + "0" * 80, "1_000", "+12", " 12", "\u0661\u0662"]
+    for length in range(1, 90):
+        seqs.append("".join(rng.choice("0123456789") for _ in range(length)))
+        seqs.append(str(rng.randrange(10 ** (length - 1), 10**length)))
+    raws = [raw_record(seq=seq) for seq in seqs]
+    for seq, raw, record in zip(seqs, raws, encoder(impl).encode(raws), strict=True):
+        assert record.position == int(seq), seq
+        assert record.seq == seq
+        assert record.fragment == dumps(expected_event(raw))
+    with pytest.raises(ValueError):
+        encoder(impl).encode([raw_record(seq="12a")])
 
 
 def test_record_fields(impl: Any) -> None:
