@@ -70,7 +70,8 @@ class ConfigIssue:
             return self.message
         if self.value is MISSING:
             return f"{self.path}: {self.message}"
-        return f"{self.path} = {self.value!r}: {self.message}"
+        shown = self.value.isoformat() if isinstance(self.value, date) else repr(self.value)
+        return f"{self.path} = {shown}: {self.message}"
 
 
 class ConfigError(Exception):
@@ -201,15 +202,35 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _expand(data: object, path: str, env: MappingABC[str, str],
-            issues: list[ConfigIssue]) -> object:
+def _expand(data: object, path: str, env: MappingABC[str, str], issues: list[ConfigIssue],
+            order: dict[str, int]) -> object:
+    """A copy of ``data`` with references expanded; ``order`` gets every path in file order."""
+    order.setdefault(path, len(order))
     if isinstance(data, str):
         return _expand_str(data, path, env, issues)
     if isinstance(data, dict):
-        return {k: _expand(v, _join(path, str(k)), env, issues) for k, v in data.items()}
+        return {k: _expand(v, _join(path, str(k)), env, issues, order) for k, v in data.items()}
     if isinstance(data, list):
-        return [_expand(v, f"{path}[{i}]", env, issues) for i, v in enumerate(data)]
+        return [_expand(v, f"{path}[{i}]", env, issues, order) for i, v in enumerate(data)]
     return data
+
+
+_LAST_PATH_PART = re.compile(r"(?:\.[^.\[\]]*|\[\d+\])$")
+
+
+def _in_file_order(issues: list[ConfigIssue], order: dict[str, int]) -> list[ConfigIssue]:
+    """Sort problems by where they are in the file (absent fields: at their parent)."""
+
+    def position(issue: ConfigIssue) -> int:
+        path = issue.path
+        while path:
+            if path in order:
+                return order[path]
+            shorter = _LAST_PATH_PART.sub("", path)
+            path = shorter if shorter != path else ""
+        return len(order)
+
+    return sorted(issues, key=position)
 
 
 def _expand_str(text: str, path: str, env: MappingABC[str, str],
@@ -321,23 +342,19 @@ def _did_you_mean(key: str, candidates: Collection[str]) -> str:
 
 
 def _type_name(value: object) -> str:
+    """'a string', 'an integer', ... for messages."""
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, (datetime, date)):
-        return "date"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "mapping"
-    return type(value).__name__
+    if isinstance(value, _EnvStr):
+        return "a string from the environment"
+    names: list[tuple[type | tuple[type, ...], str]] = [
+        (bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"),
+        ((datetime, date), "a date"), (list, "a list"), (dict, "a mapping"),
+    ]
+    for types, name in names:
+        if isinstance(value, types):
+            return name
+    return f"a {type(value).__name__}"
 
 
 def _fmt(n: float) -> str:
@@ -345,10 +362,16 @@ def _fmt(n: float) -> str:
 
 
 class _Checker:
-    def __init__(self) -> None:
-        self.issues: list[ConfigIssue] = []
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = issues
+        # paths whose ${VAR} reference failed: their value is not worth a second complaint
+        self.env_failed = {issue.path for issue in issues}
 
     def add(self, path: str, value: object, message: str) -> None:
+        if path in self.env_failed:
+            return
+        if isinstance(value, _EnvStr):
+            value = str(value)
         self.issues.append(ConfigIssue(path, value, message))
 
     def obj(self, path: str, value: object, allowed: Collection[str], *,
@@ -358,13 +381,13 @@ class _Checker:
         if value is None or value is MISSING:
             return {}
         if not isinstance(value, dict):
-            self.add(path, value, f"must be a mapping (got a {_type_name(value)})")
+            self.add(path, value, f"must be a mapping (got {_type_name(value)})")
             return {}
         known: dict[str, object] = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 self.add(_join(path, str(key)), MISSING,
-                         f"keys must be strings (got a {_type_name(key)} key)")
+                         f"keys must be strings (got {_type_name(key)} key)")
                 continue
             if key in allowed:
                 known[key] = item
@@ -385,7 +408,7 @@ class _Checker:
             return value
         if isinstance(value, _EnvStr) and value.strip().lower() in ("true", "false"):
             return value.strip().lower() == "true"
-        self.add(path, value, f"must be true or false (got a {_type_name(value)})")
+        self.add(path, value, f"must be true or false (got {_type_name(value)})")
         return default
 
     def int_(self, path: str, value: object, default: int, lo: int, hi: int,
@@ -402,7 +425,7 @@ class _Checker:
             except ValueError:
                 n = None
         if n is None:
-            self.add(path, value, f"{message} (got a {_type_name(value)})")
+            self.add(path, value, f"{message} (got {_type_name(value)})")
             return default
         if not (lo <= n <= hi) or (ok is not None and not ok(n)):
             self.add(path, value, message)
@@ -424,7 +447,7 @@ class _Checker:
             except ValueError:
                 x = None
         if x is None:
-            self.add(path, value, f"{message} (got a {_type_name(value)})")
+            self.add(path, value, f"{message} (got {_type_name(value)})")
             return default
         too_low = x <= lo if lo_exclusive else x < lo
         if math.isnan(x) or too_low or x > hi:
@@ -442,9 +465,9 @@ class _Checker:
                 self.add(path, MISSING, f"is required{': ' + expected if expected else ''}")
             return default
         if not isinstance(value, str):
-            hint = " (quote it)" if isinstance(value, (int, float, bool, date)) else ""
+            hint = "; quote it" if isinstance(value, (int, float, bool, date)) else ""
             need = expected or "a string"
-            self.add(path, shown, f"must be {need} (got a {_type_name(value)}){hint}")
+            self.add(path, shown, f"must be {need} (got {_type_name(value)}{hint})")
             return default
         text = str(value)
         if required and not text:
@@ -472,20 +495,20 @@ class _Checker:
                 return text
             self.add(path, value, f"must be {allowed}{_did_you_mean(value, choices)}")
         else:
-            self.add(path, value, f"must be {allowed} (got a {_type_name(value)})")
+            self.add(path, value, f"must be {allowed} (got {_type_name(value)})")
         return default
 
     def str_map(self, path: str, value: object, *, secret: bool = False) -> dict[str, str]:
         if value is None or value is MISSING:
             return {}
         if not isinstance(value, dict):
-            self.add(path, value, f"must be a mapping of strings (got a {_type_name(value)})")
+            self.add(path, value, f"must be a mapping of strings (got {_type_name(value)})")
             return {}
         out: dict[str, str] = {}
         for k, v in value.items():
             if not isinstance(k, str):
                 self.add(_join(path, str(k)), MISSING,
-                         f"keys must be strings (got a {_type_name(k)} key)")
+                         f"keys must be strings (got {_type_name(k)} key)")
                 continue
             s = self.str_(_join(path, k), v, secret=secret)
             if s is not None:
@@ -526,12 +549,13 @@ def _aws(c: _Checker, value: object) -> AwsConfig:
         k: c.str_(_join("aws", k), d.get(k, MISSING), secret=k in _SECRET_FIELDS) or None
         for k in ("access_key_id", "secret_access_key", "session_token")
     }
-    if bool(creds["access_key_id"]) != bool(creds["secret_access_key"]):
-        given, other = (("access_key_id", "secret_access_key") if creds["access_key_id"]
+    present = {k: d.get(k) not in (None, "") for k in creds}
+    if present["access_key_id"] != present["secret_access_key"]:
+        given, other = (("access_key_id", "secret_access_key") if present["access_key_id"]
                         else ("secret_access_key", "access_key_id"))
         c.add(_join("aws", other), MISSING, f"is required when aws.{given} is set "
               "(give both, or neither to use the standard credential chain)")
-    if creds["session_token"] and not creds["access_key_id"]:
+    if present["session_token"] and not present["access_key_id"]:
         c.add("aws.session_token", MISSING,
               "needs aws.access_key_id and aws.secret_access_key")
     return AwsConfig(
@@ -686,7 +710,7 @@ def _starting_timestamp(c: _Checker, path: str, value: object) -> float | None:
                 return None
             ts = (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
     else:
-        c.add(path, value, f"must be {expected} (got a {_type_name(value)})")
+        c.add(path, value, f"must be {expected} (got {_type_name(value)})")
         return None
     if not math.isfinite(ts) or ts < 0:
         c.add(path, value, f"must be {expected} at or after 1970-01-01T00:00:00Z")
@@ -840,7 +864,7 @@ def _target(c: _Checker, path: str, value: object, function_name: str | None) ->
 def _mapping(c: _Checker, path: str, value: object) -> Mapping | None:
     if not isinstance(value, dict):
         c.add(path, value, "must be a mapping of CreateEventSourceMapping parameters "
-              f"(got a {_type_name(value)})")
+              f"(got {_type_name(value)})")
         return None
     start = len(c.issues)
     d = c.obj(path, value, _MAPPING_FIELDS, what="field", hint=_mapping_key_hint,
@@ -942,14 +966,17 @@ def _top_key_hint(key: str) -> str | None:
 def parse_config(data: object, source: str = "<config>",
                  env: MappingABC[str, str] | None = None) -> Config:
     """Validate already-loaded YAML data (expanding ${VAR}); raises ConfigError on problems."""
-    c = _Checker()
-    data = _expand(data, "", os.environ if env is None else env, c.issues)
+    env_issues: list[ConfigIssue] = []
+    order: dict[str, int] = {}
+    data = _expand(data, "", os.environ if env is None else env, env_issues, order)
+    order.pop("", None)
+    c = _Checker(env_issues)
     if data is None:
         raise ConfigError(source, [ConfigIssue("", MISSING, "the file is empty; expected a "
                                                "mapping with a mappings list")])
     if not isinstance(data, dict):
         raise ConfigError(source, [ConfigIssue("", MISSING, "expected a mapping with keys "
-                                               f"{', '.join(_TOP_FIELDS)} (got a "
+                                               f"{', '.join(_TOP_FIELDS)} (got "
                                                f"{_type_name(data)})")])
     top = c.obj("", data, _TOP_FIELDS, hint=_top_key_hint)
     aws = _aws(c, top.get("aws"))
@@ -963,7 +990,7 @@ def parse_config(data: object, source: str = "<config>",
     if raw is None:
         c.add("mappings", MISSING, "is required: a list of at least one mapping")
     elif not isinstance(raw, list):
-        c.add("mappings", raw, f"must be a list of mappings (got a {_type_name(raw)})")
+        c.add("mappings", raw, f"must be a list of mappings (got {_type_name(raw)})")
     elif not raw:
         c.add("mappings", raw, "must list at least one mapping")
     else:
@@ -991,7 +1018,7 @@ def parse_config(data: object, source: str = "<config>",
             mappings.append(m)
 
     if c.issues:
-        raise ConfigError(source, c.issues)
+        raise ConfigError(source, _in_file_order(c.issues, order))
     return Config(
         mappings=tuple(mappings), aws=aws, state=state, metrics=metrics, tuning=tuning,
         log_level=log_level, log_format=cast(Literal["auto", "json", "console"], log_format),
