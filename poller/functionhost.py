@@ -75,6 +75,7 @@ class FunctionHost:
         memory_limit_in_mb: int = 128,
         region: str = "us-east-1",
         account_id: str = "123456789012",
+        shutdown_timeout: float = 5.0,
     ) -> None:
         if handler is None and not functions:
             raise ValueError("FunctionHost needs a handler or a functions mapping")
@@ -88,6 +89,7 @@ class FunctionHost:
         self.memory_limit_in_mb = memory_limit_in_mb
         self.region = region
         self.account_id = account_id
+        self.shutdown_timeout = shutdown_timeout  # stop(): grace for in-flight invocations
         self.invocations = 0  # handler runs started
         self.throttles = 0  # requests answered with 429
         self.in_flight = 0
@@ -118,7 +120,8 @@ class FunctionHost:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, min(self.concurrency, 256)), thread_name_prefix="functionhost")
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        self._runner = web.AppRunner(self.app(), access_log=None,
+                                    shutdown_timeout=self.shutdown_timeout)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, host, port)
         await self._site.start()
