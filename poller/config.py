@@ -922,8 +922,7 @@ def _mapping(c: _Checker, path: str, value: object) -> Mapping | None:
         c.add(p("TumblingWindowInSeconds"), tumbling, "tumbling windows are not supported yet by "
               "esm-poller; remove it or set 0")
     filters = f("FilterCriteria")
-    if filters is not MISSING and filters is not None and filters != {} and filters != {
-            "Filters": []}:
+    if filters not in (MISSING, None, {}, {"Filters": []}, {"Filters": None}):
         c.add(p("FilterCriteria"), MISSING,
               "event filtering is not supported yet by esm-poller; remove it")
 
@@ -968,7 +967,11 @@ def parse_config(data: object, source: str = "<config>",
     """Validate already-loaded YAML data (expanding ${VAR}); raises ConfigError on problems."""
     env_issues: list[ConfigIssue] = []
     order: dict[str, int] = {}
-    data = _expand(data, "", os.environ if env is None else env, env_issues, order)
+    try:
+        data = _expand(data, "", os.environ if env is None else env, env_issues, order)
+    except RecursionError:
+        raise ConfigError(source, [ConfigIssue("", MISSING, "nested too deeply (a recursive "
+                                               "YAML alias?)")]) from None
     order.pop("", None)
     c = _Checker(env_issues)
     if data is None:
@@ -1091,7 +1094,13 @@ def summary(config: Config) -> str:
         f"aws: {', '.join(where)}",
         f"state: {config.state.store} {config.state.path}; metrics: {metrics}; "
         f"log: {config.log_level} {config.log_format}",
-        "mappings:",
     ]
+    default_tuning = TuningConfig()
+    tuned = [f"{f.name} {_fmt(getattr(config.tuning, f.name))}"
+             for f in dataclasses.fields(TuningConfig)
+             if getattr(config.tuning, f.name) != getattr(default_tuning, f.name)]
+    if tuned:
+        lines.append(f"tuning: {', '.join(tuned)}")
+    lines.append("mappings:")
     lines += [_mapping_line(m) for m in config.mappings]
     return "\n".join(lines)

@@ -845,3 +845,23 @@ def test_summary_has_one_line_per_mapping() -> None:
     assert "DISABLED" in m2[0] and "via http http://127.0.0.1:9/x" in m2[0]
     assert "secret-token" not in text
     assert "2 mappings (1 enabled)" in lines[0]
+
+
+def test_summary_lists_changed_tuning_only() -> None:
+    text = summary(parse(config(tuning={"retry_base_seconds": 0.05})))
+    assert "tuning: retry_base_seconds 0.05" in text
+    assert "tuning:" not in summary(parse(config()))
+
+
+def test_recursive_data() -> None:
+    loop: list[object] = []
+    loop.append(loop)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        parse({"mappings": loop})
+
+
+def test_recursive_yaml_alias(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("mappings: &x [*x]\n")
+    with pytest.raises(ConfigError, match="invalid YAML at line 1"):
+        load_config(path, env={})
