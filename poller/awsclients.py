@@ -94,6 +94,7 @@ class AwsClients:
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
         lambda_read_timeout: float = 905.0,
+        max_attempts: int = 5,
         session: AioSession | None = None,
     ) -> None:
         self.aws = aws or AwsConfig()
@@ -102,6 +103,7 @@ class AwsClients:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._lambda_read_timeout = lambda_read_timeout
+        self._max_attempts = max_attempts
         self._stack = contextlib.AsyncExitStack()
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = asyncio.Lock()
@@ -132,7 +134,7 @@ class AwsClients:
             connect_timeout=self._connect_timeout,
             read_timeout=self._read_timeout,
             max_pool_connections=self._max_pool,
-            retries={"max_attempts": 5, "mode": "standard"},
+            retries={"total_max_attempts": self._max_attempts, "mode": "standard"},
         )
 
     async def client(self, service: str, region: str | None = None) -> Any:
