@@ -110,6 +110,7 @@ class ShardReader:
     last_poll: float = field(default_factory=time.monotonic)
     last_seq: str | None = None
     ended: bool = False
+    polls: int = 0  # successful GetRecords calls
 
     def __post_init__(self) -> None:
         labels = (self.mapping.uuid, self.shard_id)
@@ -189,6 +190,7 @@ class ShardReader:
                 continue
             transient = 0
             self.last_poll = time.monotonic()
+            self.polls += 1
             raw = resp.get("Records") or []
             if raw:
                 self._polled.inc(len(raw))
@@ -236,6 +238,7 @@ class KinesisMapping:
         self._failures: dict[str, int] = {}
         self._retry_at: dict[str, float] = {}
         self.last_discovery = 0.0
+        self._latest: set[str] = set()  # shards read from LATEST in this first run
 
     @property
     def polling(self) -> bool:
@@ -261,8 +264,9 @@ class KinesisMapping:
                 initial[shard.shard_id] = f"{AT_TIMESTAMP_PREFIX}{m.starting_position_timestamp}"
             elif shard.closed:  # LATEST: history in closed shards is before "now"
                 initial[shard.shard_id] = SHARD_END
-            else:
+            else:  # read from LATEST now; after a restart, from the time the mapping started
                 initial[shard.shard_id] = f"{AT_TIMESTAMP_PREFIX}{now}"
+                self._latest.add(shard.shard_id)
         self.checkpoints.update(initial)
         self._initialize(initial)
 
@@ -287,6 +291,9 @@ class KinesisMapping:
         return True
 
     def _start_position(self, shard_id: str) -> str:
+        if shard_id in self._latest:
+            self._latest.discard(shard_id)
+            return "LATEST"
         cp = self.checkpoints.get(shard_id)
         if cp is not None:
             return cp
@@ -388,13 +395,13 @@ class KinesisMapping:
         """Stop reading, let in-flight batches finish within ``grace`` seconds."""
         self.stopping.set()
         readers = list(self.readers.values())
-        for reader, _sink, _task in readers:
-            reader.stopping.set()
-        tasks = [t for _r, _s, t in readers]
+        for _r, _s, task in readers:  # reading has nothing to finish
+            task.cancel()
+        await asyncio.gather(*(t for _r, _s, t in readers), return_exceptions=True)
         stops = [asyncio.create_task(s.stop()) for _r, s, _t in readers]
         pending: set[asyncio.Task[None]] = set()
-        if tasks:
-            _done, pending = await asyncio.wait([*tasks, *stops], timeout=grace)
+        if stops:
+            _done, pending = await asyncio.wait(stops, timeout=grace)
         for t in pending:
             t.cancel()
         for _r, sink, _t in readers:

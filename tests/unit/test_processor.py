@@ -1,4 +1,4 @@
-"""Processor rules (spec §2.2–2.4, §5) with a scripted in-memory invoker.
+"""Processor rules (spec §2.2 to §2.4, §5) with a scripted in-memory invoker.
 
 Pure logic: the invoker and destination here are fakes; the same rules run end to end against
 real servers in tests/integration/test_kinesis_processing.py."""
@@ -17,6 +17,7 @@ from poller.config_model import Mapping, TuningConfig
 from poller.destinations import DestinationError, FailureContext
 from poller.invokers import InvokeResult
 from poller.processing.processor import Processor, ShardContext
+from tests.helpers import wait_for
 
 FAST = TuningConfig(retry_base_seconds=0.001, retry_max_seconds=0.002,
                     throttle_base_seconds=0.001, throttle_max_seconds=0.002)
@@ -98,7 +99,7 @@ async def test_retries_are_one_plus_maximum_retry_attempts() -> None:
     records = _records(3)
     done, dest = await _run(_mapping(maximum_retry_attempts=2), inv, records)
     assert done and len(inv.calls) == 3
-    (doc, _payload, _ctx_), = dest.sent
+    (doc, _payload, _fctx), = dest.sent
     assert doc["requestContext"]["condition"] == "RetryAttemptsExhausted"
     assert doc["requestContext"]["approximateInvokeCount"] == 3
     assert doc["requestContext"]["requestId"] == "req-1"
@@ -232,8 +233,7 @@ async def test_stopping_abandons_retries_without_marking_records_done() -> None:
     proc = Processor(mapping, inv, None, TuningConfig(retry_base_seconds=5, retry_max_seconds=5))
     records = _records(2)
     task = asyncio.ensure_future(proc.process(ctx, records))
-    while not inv.calls:
-        await asyncio.sleep(0.001)
+    await wait_for(lambda: inv.calls, 2)
     ctx.stopping.set()
     assert await asyncio.wait_for(task, 2) is False
     assert not any(r.done for r in records)
