@@ -4,11 +4,13 @@
 endpoint: AWS, kinesalite, kinesis-local, LocalStack, moto).
 
 Record *i* is due at ``start + i / rate`` (deadlines, so pauses do not accumulate drift); whatever
-is due (or due within 20 ms) is sent in PutRecords calls of at most 500 records / 5 MB, several
-calls in flight. Entries a call reports as failed (``FailedRecordCount``) are sent again. Each
-record's data is a JSON object of exactly ``size`` bytes (``{"seq":…,"ts":…,"pad":"…"}``, random
-padding; below the JSON minimum, ``size`` random hex characters) so filters and demo functions
-can read it.
+is due (or due within 20 ms) is sent in PutRecords calls of at most 500 records / 5 MB. One call
+is in flight at a time by default, so records land in the order they were made (per partition key
+too); ``max_in_flight`` > 1 is faster but lets calls overtake each other (and moto server loses
+records under concurrent puts to one shard). Entries a call reports as failed
+(``FailedRecordCount``) are sent again, after the rest of their call. Each record's data is a
+JSON object of exactly ``size`` bytes (``{"seq":…,"ts":…,"pad":"…"}``, random padding; below the
+JSON minimum, ``size`` random hex characters) so filters and demo functions can read it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from poller.config_model import AwsConfig
 
 MAX_RECORDS_PER_CALL = 500
 MAX_BYTES_PER_CALL = 5 * 1024 * 1024
-MAX_IN_FLIGHT = 8
 EARLY_SECONDS = 0.02  # records due this soon go out with the current call (fewer, larger calls)
 BACKOFF_BASE = 0.05
 BACKOFF_MAX = 2.0
@@ -115,11 +116,12 @@ async def run_loadgen(
     aws: AwsConfig,
     progress: bool = True,
     partition_keys: int = 100,
+    max_in_flight: int = 1,
 ) -> LoadgenResult:
     """Put ``count`` records of ``size`` bytes at ``rate`` records/s (``rate`` <= 0: as fast
     as possible), partition keys cycling over ``partition_keys`` values."""
-    if count < 0 or size < 1 or partition_keys < 1:
-        raise ValueError("count must be >= 0, size >= 1, partition_keys >= 1")
+    if count < 0 or size < 1 or partition_keys < 1 or max_in_flight < 1:
+        raise ValueError("count must be >= 0, size, partition_keys and max_in_flight >= 1")
     stream, region = stream_name_from_arn(stream_arn)
     rng = random.Random()
     counters = _Counters()
@@ -151,7 +153,7 @@ async def run_loadgen(
                         entries.append({"Data": data, "PartitionKey": key})
                         batch_bytes += len(data) + len(key)
                         i += 1
-                    while len(tasks) >= MAX_IN_FLIGHT:
+                    while len(tasks) >= max_in_flight:
                         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                         _harvest(tasks)
                     tasks.add(asyncio.create_task(_put(client, stream, entries, counters, bar)))
@@ -188,6 +190,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--count", type=int, default=1000, help="records to put")
     p.add_argument("--size", type=int, default=256, help="bytes of data per record")
     p.add_argument("--partition-keys", type=int, default=100, help="distinct partition keys")
+    p.add_argument("--concurrency", type=int, default=1,
+                   help="PutRecords calls in flight (>1: faster, records may land out of order)")
     p.add_argument("--endpoint-url", help="Kinesis endpoint (kinesalite, LocalStack, ...)")
     p.add_argument("--region", help="region (default: the ARN's, else us-east-1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -205,7 +209,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = asyncio.run(run_loadgen(stream, args.rate, args.count, args.size, aws,
                                          progress=not args.no_progress,
-                                         partition_keys=args.partition_keys))
+                                         partition_keys=args.partition_keys,
+                                         max_in_flight=args.concurrency))
     except ClientError as e:
         print(f"loadgen: {error_code(e)}: {e}", file=sys.stderr)
         return 1
