@@ -5,35 +5,26 @@ pure-Python twin; both produce byte-identical output."""
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.conversion cimport PyOS_double_to_string
-from cpython.mem cimport PyMem_Free
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF
-from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.unicode cimport PyUnicode_DATA, PyUnicode_GET_LENGTH
 from libc.math cimport isfinite
-from libc.string cimport memcpy, strlen
+from libc.string cimport memcpy
 
 import json
 from json.encoder import encode_basestring_ascii as _json_str
 
 cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object o)
-    bint PyUnicode_IS_READY(object o)
-    bint PyUnicode_CheckExact(object o)
     bint PyFloat_CheckExact(object o)
     bint PyLong_CheckExact(object o)
     bint PyList_CheckExact(object o)
-    bint PyTuple_CheckExact(object o)
     bint PyDict_CheckExact(object o)
     PyObject* PyDict_GetItemWithError(object d, object k) except? NULL
+    bint PyDict_Next(object d, Py_ssize_t* pos, PyObject** key, PyObject** value)
     double PyFloat_AS_DOUBLE(object o)
     PyObject* PyList_GET_ITEM(object o, Py_ssize_t i)
-    PyObject* PyTuple_GET_ITEM(object o, Py_ssize_t i)
-    Py_ssize_t PyList_GET_SIZE(object o)
-    Py_ssize_t PyTuple_GET_SIZE(object o)
-    int Py_DTSF_ADD_DOT_0
     object PyLong_FromUnicodeObject(object u, int base)
+    Py_ssize_t PyList_GET_SIZE(object o)
 
 cdef extern from *:
     """
@@ -84,36 +75,58 @@ cdef extern from *:
         return n;
     }
 
-    /* int(s), parsed directly when s (ASCII, data p, length n) is 1..76 plain digits. */
-    static PyObject *poller_seq_to_long(PyObject *s, const char *p, Py_ssize_t n) {
-        unsigned char bad = 0, le[32];
+    /* 1 when p[0:n] is 1..76 ASCII digits: int() of it fits poller_digits_to_long. */
+    static int poller_digits(const char *p, Py_ssize_t n) {
+        unsigned char bad = 0;
+        if (n < 1 || n > 76) return 0;
+        for (Py_ssize_t j = 0; j < n; j++) bad |= (unsigned char)((unsigned char)(p[j] - '0') > 9);
+        return !bad;
+    }
+
+    /* The value of 8 ASCII digits. On little-endian hosts one 64-bit load: subtracting '0'
+       leaves digit i in byte i; v*10 + (v>>8) puts the two-digit pair (i, i+1) in byte i;
+       the two masked multiplications then sum pair0*10^6 + pair1*10^4 + pair2*100 + pair3
+       in the upper 32 bits (no partial sum reaches 2^32, so nothing carries across). */
+    static inline uint64_t poller_eight_digits(const char *p) {
+    #if PY_LITTLE_ENDIAN
+        uint64_t v;
+        memcpy(&v, p, 8);
+        v -= 0x3030303030303030ULL;
+        v = v * 10 + (v >> 8);
+        return ((v & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32))
+                + ((v >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32))) >> 32;
+    #else
+        uint64_t v = 0;
+        for (int j = 0; j < 8; j++) v = v * 10 + (uint64_t)(p[j] - '0');
+        return v;
+    #endif
+    }
+
+    /* int() of 1..76 ASCII digits (checked by poller_digits). */
+    static PyObject *poller_digits_to_long(const char *p, Py_ssize_t n) {
+        static const uint64_t pow10[20] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL,
+            1000000ULL, 10000000ULL, 100000000ULL, 1000000000ULL, 10000000000ULL,
+            100000000000ULL, 1000000000000ULL, 10000000000000ULL, 100000000000000ULL,
+            1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL,
+            1000000000000000000ULL, 10000000000000000000ULL};
+        unsigned char le[40];
         Py_ssize_t used = 0, i = 0, j;
-        if (n < 1 || n > 76) return PyLong_FromUnicodeObject(s, 10);
-        for (j = 0; j < n; j++) bad |= (unsigned char)((unsigned char)(p[j] - '0') > 9);
-        if (bad) return PyLong_FromUnicodeObject(s, 10);
         if (n <= 19) {
             unsigned long long v = 0;
             for (j = 0; j < n; j++) v = v * 10 + (unsigned long long)(p[j] - '0');
             return PyLong_FromUnsignedLongLong(v);
         }
     #ifdef __SIZEOF_INT128__
-        static const uint64_t pow10[19] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL,
-            1000000ULL, 10000000ULL, 100000000ULL, 1000000000ULL, 10000000000ULL,
-            100000000000ULL, 1000000000000ULL, 10000000000000ULL, 100000000000000ULL,
-            1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL,
-            1000000000000000000ULL};
-        uint64_t limbs[4];
+        /* base 2^64 limbs, least significant first; 16 digits (< 2^54) enter at a time */
+        uint64_t limbs[5];
         while (i < n) {
-            Py_ssize_t chunk = (i == 0 && n % 18) ? n % 18 : 18;
-            Py_ssize_t half = chunk - chunk / 2;
-            uint64_t hi = 0, lo = 0, carry;
-            /* two independent digit chains, so the CPU can overlap them */
-            for (j = 0; j < chunk / 2; j++) {
-                hi = hi * 10 + (uint64_t)(p[i + j] - '0');
-                lo = lo * 10 + (uint64_t)(p[i + chunk / 2 + j] - '0');
+            Py_ssize_t chunk = (i == 0 && n % 16) ? n % 16 : 16;
+            uint64_t carry = 0;
+            if (chunk == 16) {
+                carry = poller_eight_digits(p + i) * 100000000ULL + poller_eight_digits(p + i + 8);
+            } else {
+                for (j = 0; j < chunk; j++) carry = carry * 10 + (uint64_t)(p[i + j] - '0');
             }
-            if (half != chunk / 2) lo = lo * 10 + (uint64_t)(p[i + chunk - 1] - '0');
-            carry = hi * pow10[half] + lo;
             i += chunk;
             for (j = 0; j < used; j++) {
                 unsigned __int128 t = (unsigned __int128)limbs[j] * pow10[chunk] + carry;
@@ -122,16 +135,11 @@ cdef extern from *:
             }
             if (carry) limbs[used++] = carry;
         }
-    #if PY_LITTLE_ENDIAN
-        memcpy(le, limbs, (size_t)(8 * used));
-    #else
         for (j = 0; j < 8 * used; j++) le[j] = (unsigned char)(limbs[j / 8] >> (8 * (j % 8)));
-    #endif
         used *= 8;
     #else
-        static const uint32_t pow10[10] = {1, 10, 100, 1000, 10000, 100000, 1000000,
-                                           10000000, 100000000, 1000000000};
-        uint32_t limbs[8];
+        /* base 2^32 limbs, 9 digits at a time */
+        uint32_t limbs[10];
         while (i < n) {
             Py_ssize_t chunk = (i == 0 && n % 9) ? n % 9 : 9;
             uint64_t carry = 0;
@@ -156,7 +164,8 @@ cdef extern from *:
     """
     bint poller_json_plain(const unsigned char *p, Py_ssize_t n) nogil
     Py_ssize_t poller_ms_repr(double x, char *buf) nogil
-    object poller_seq_to_long(object s, const char *p, Py_ssize_t n)
+    bint poller_digits(const char *p, Py_ssize_t n) nogil
+    object poller_digits_to_long(const char *p, Py_ssize_t n)
 
 
 MAX_PAYLOAD_BYTES = 6291456
@@ -202,6 +211,8 @@ cdef inline char* _put(char* out, bytes piece) noexcept:
 
 cdef inline str _inner(str s):
     """``s`` as json.dumps writes it, without the surrounding quotes; ``s`` itself when plain."""
+    if s is None:
+        raise TypeError("expected str, got None")
     if PyUnicode_IS_ASCII(s) and poller_json_plain(
             <const unsigned char*>PyUnicode_DATA(s), PyUnicode_GET_LENGTH(s)):
         return s
@@ -271,15 +282,44 @@ cdef class KinesisEncoder:
 
     cdef Record _record(self, object item, object k_seq, object k_key, object k_data,
                         object k_ts):
-        cdef str seq = _field(item, k_seq)
-        cdef str key = _field(item, k_key)
-        cdef str data = _field(item, k_data)
-        cdef object ts = _field(item, k_ts)
-        cdef str seq_in = _inner(seq)
+        cdef PyObject* f_seq = NULL
+        cdef PyObject* f_key = NULL
+        cdef PyObject* f_data = NULL
+        cdef PyObject* f_ts = NULL
+        cdef PyObject* k
+        cdef PyObject* v
+        cdef Py_ssize_t pos = 0
+        if PyDict_CheckExact(item):
+            # One pass over the few entries, matching the shared key objects by identity.
+            while PyDict_Next(item, &pos, &k, &v):
+                if k == <PyObject*>k_seq:
+                    f_seq = v
+                elif k == <PyObject*>k_key:
+                    f_key = v
+                elif k == <PyObject*>k_data:
+                    f_data = v
+                elif k == <PyObject*>k_ts:
+                    f_ts = v
+        cdef str seq, key, data
+        cdef object ts
+        if f_seq != NULL and f_key != NULL and f_data != NULL and f_ts != NULL:
+            seq, key, data, ts = <object>f_seq, <object>f_key, <object>f_data, <object>f_ts
+        else:
+            seq, key = _field(item, k_seq), _field(item, k_key)
+            data, ts = _field(item, k_data), _field(item, k_ts)
+        cdef str seq_in
+        cdef object position
+        if (seq is not None and PyUnicode_IS_ASCII(seq)
+                and poller_digits(<const char*>PyUnicode_DATA(seq), PyUnicode_GET_LENGTH(seq))):
+            seq_in = seq
+            position = poller_digits_to_long(<const char*>PyUnicode_DATA(seq),
+                                             PyUnicode_GET_LENGTH(seq))
+        else:
+            seq_in = _inner(seq)
+            position = PyLong_FromUnicodeObject(seq, 10)
         cdef str key_in = _inner(key)
         cdef str data_in = _inner(data)
-        cdef char[32] num
-        cdef char* ext
+        cdef char[24] num
         cdef bytes num_obj = None
         cdef Py_ssize_t num_len = 0
         cdef double arrival
@@ -291,10 +331,7 @@ cdef class KinesisEncoder:
             arrival = PyFloat_AS_DOUBLE(ts)
             num_len = poller_ms_repr(arrival, num)
             if num_len == 0:
-                ext = PyOS_double_to_string(arrival, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
-                num_len = <Py_ssize_t>strlen(ext)
-                memcpy(num, ext, num_len)
-                PyMem_Free(ext)
+                num_obj = repr(ts).encode("ascii")
         else:
             if PyLong_CheckExact(ts):
                 num_obj = repr(ts).encode("ascii")
@@ -325,8 +362,7 @@ cdef class KinesisEncoder:
         _put(out, self._tail)
 
         rec = Record.__new__(Record)
-        rec.position = poller_seq_to_long(seq, <const char*>PyUnicode_DATA(seq_in),
-                                          PyUnicode_GET_LENGTH(seq_in))
+        rec.position = position
         rec.seq = seq
         rec.key = key
         rec.arrival = arrival
@@ -358,43 +394,56 @@ cdef inline int _bounds(Py_ssize_t n, Py_ssize_t start, object end,
     return 0
 
 
-cdef inline list _as_list(object records):
-    if PyList_CheckExact(records):
-        return <list>records
-    return list(records)
+cdef inline Py_ssize_t _size(object record) except -1:
+    cdef bytes fragment = (<Record?>record).fragment
+    if fragment is None:
+        raise TypeError("Record.fragment is None")
+    return PyBytes_GET_SIZE(fragment)
+
+
+cdef list _span(object records, Py_ssize_t start, object end):
+    """A new list of records[start:end] (slice rules): it holds the records while we write."""
+    cdef list recs = <list>records if PyList_CheckExact(records) else list(records)
+    cdef Py_ssize_t lo = 0, hi = 0
+    _bounds(PyList_GET_SIZE(recs), start, end, &lo, &hi)
+    return recs[lo:hi]
 
 
 def payload_size(records, Py_ssize_t start=0, end=None, Py_ssize_t tail_bytes=0):
-    cdef list recs = _as_list(records)
-    cdef Py_ssize_t lo = 0, hi = 0, i
-    _bounds(PyList_GET_SIZE(recs), start, end, &lo, &hi)
-    cdef Py_ssize_t total = _ENVELOPE + tail_bytes + (hi - lo - 1 if hi > lo else 0)
-    for i in range(lo, hi):
-        total += PyBytes_GET_SIZE((<Record?>PyList_GET_ITEM(recs, i)).fragment)
+    cdef list recs = _span(records, start, end)
+    cdef Py_ssize_t n = PyList_GET_SIZE(recs), i
+    cdef Py_ssize_t total = _ENVELOPE + tail_bytes + (n - 1 if n else 0)
+    for i in range(n):
+        total += _size(<object>PyList_GET_ITEM(recs, i))
     return total
 
 
-def build_payload(records, Py_ssize_t start=0, end=None, bytes tail=b""):
-    cdef list recs = _as_list(records)
-    cdef Py_ssize_t lo = 0, hi = 0, i
-    cdef Record rec
-    _bounds(PyList_GET_SIZE(recs), start, end, &lo, &hi)
-    cdef Py_ssize_t total = _ENVELOPE + PyBytes_GET_SIZE(tail) + (hi - lo - 1 if hi > lo else 0)
-    for i in range(lo, hi):
-        total += PyBytes_GET_SIZE((<Record?>PyList_GET_ITEM(recs, i)).fragment)
+def build_payload(records, Py_ssize_t start=0, end=None, bytes tail not None=b""):
+    cdef list recs = _span(records, start, end)
+    cdef Py_ssize_t n = PyList_GET_SIZE(recs), i, size
+    cdef Py_ssize_t total = _ENVELOPE + PyBytes_GET_SIZE(tail) + (n - 1 if n else 0)
+    for i in range(n):
+        total += _size(<object>PyList_GET_ITEM(recs, i))
     cdef bytes payload = PyBytes_FromStringAndSize(NULL, total)
     cdef char* out = PyBytes_AS_STRING(payload)
+    cdef char* last = out + total - 2 - PyBytes_GET_SIZE(tail)  # where ']' goes
+    cdef bytes fragment
     memcpy(out, b'{"Records":[', 12)
     out += 12
-    for i in range(lo, hi):
-        if i > lo:
+    for i in range(n):
+        fragment = (<Record>PyList_GET_ITEM(recs, i)).fragment
+        size = PyBytes_GET_SIZE(fragment) if fragment is not None else -1
+        if size < 0 or out + size + (i > 0) > last:
+            raise RuntimeError("a record's fragment changed while its payload was built")
+        if i > 0:
             out[0] = b','
             out += 1
-        rec = <Record>PyList_GET_ITEM(recs, i)
-        out = _put(out, rec.fragment)
+        memcpy(out, PyBytes_AS_STRING(fragment), size)
+        out += size
+    if out != last:
+        raise RuntimeError("a record's fragment changed while its payload was built")
     out[0] = b']'
-    out += 1
-    out = _put(out, tail)
+    out = _put(out + 1, tail)
     out[0] = b'}'
     return payload
 
@@ -406,14 +455,12 @@ def take_batch(buffer, Py_ssize_t max_count, Py_ssize_t max_bytes, Py_ssize_t ta
     if not buffer:
         return batch
     popleft = buffer.popleft
-    cdef Record rec = <Record?>popleft()
-    batch.append(rec)
+    cdef Py_ssize_t size = _ENVELOPE + tail_bytes + _size(buffer[0])
+    batch.append(popleft())
     cdef Py_ssize_t count = 1
-    cdef Py_ssize_t size = _ENVELOPE + tail_bytes + PyBytes_GET_SIZE(rec.fragment)
     cdef Py_ssize_t grown
     while count < max_count and buffer:
-        rec = <Record?>buffer[0]
-        grown = size + 1 + PyBytes_GET_SIZE(rec.fragment)
+        grown = size + 1 + _size(buffer[0])
         if grown > max_bytes:
             break
         size = grown

@@ -142,9 +142,8 @@ def py_take_batch(buffer: deque[PyRecord], max_count: int, max_bytes: int,
     batch: list[PyRecord] = []
     if not buffer:
         return batch
-    first = buffer.popleft()
-    batch.append(first)
-    size = PY_ENVELOPE_BYTES + tail_bytes + len(first.fragment)
+    size = PY_ENVELOPE_BYTES + tail_bytes + len(buffer[0].fragment)
+    batch.append(buffer.popleft())
     while buffer and len(batch) < max_count:
         grown = size + 1 + len(buffer[0].fragment)
         if grown > max_bytes:

@@ -444,3 +444,40 @@ def test_missing_extension_warns_once_and_falls_back() -> None:
         print(batching.IMPLEMENTATION, len(caught), caught[0].category.__name__)
     """)
     assert result.stdout.split() == ["python", "1", "RuntimeWarning"]
+
+
+# --- misuse fails cleanly -----------------------------------------------------------------
+
+def test_none_values_raise_type_error(impl: Any) -> None:
+    for field in ("PartitionKey", "SequenceNumber", "Data"):
+        raw = raw_record()
+        raw[field] = None
+        with pytest.raises(TypeError):
+            encoder(impl).encode([raw])
+    record = impl.Record(1, "1", "k", 1.0, b"{}")
+    record.fragment = None
+    with pytest.raises(TypeError):
+        impl.build_payload([record])
+    with pytest.raises(TypeError):
+        impl.payload_size([record])
+    buffer = deque([record])
+    with pytest.raises(TypeError):
+        impl.take_batch(buffer, 10, 1000)
+    assert list(buffer) == [record]
+
+
+class Mapping(dict[str, Any]):
+    """A dict subclass: takes the generic lookup path."""
+
+
+def test_mixed_key_objects_and_mapping_types(impl: Any) -> None:
+    parsed = json.loads(json.dumps({"Records": random_raw(random.Random(4), 6)}))["Records"]
+    literal = random_raw(random.Random(6), 3)
+    mixed = [literal[0], parsed[0], parsed[1], Mapping(parsed[2]), literal[1], parsed[3],
+             {k: parsed[4][k] for k in reversed(list(parsed[4]))}, literal[2]]
+    records = encoder(impl).encode(mixed)
+    assert [r.fragment for r in records] == [dumps(expected_event(r)) for r in mixed]
+    missing = dict(parsed[5])
+    del missing["Data"]
+    with pytest.raises(KeyError):
+        encoder(impl).encode([parsed[0], missing])
