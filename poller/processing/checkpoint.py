@@ -44,7 +44,10 @@ class CheckpointWriter:
             items = [(m, s, c) for (m, s), c in self._dirty.items()]
             self._dirty.clear()
             try:
-                await self._store.save(items)
+                # shielded: a cancelled flusher must not drop checkpoints it already took
+                await asyncio.shield(self._store.save(items))
+            except asyncio.CancelledError:
+                raise
             except Exception:
                 for m, s, c in items:  # keep them for the next flush unless newer ones arrived
                     self._dirty.setdefault((m, s), c)
