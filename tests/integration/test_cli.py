@@ -18,9 +18,9 @@ from tests.infra.servers import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def poller(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+def poller(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "poller", *args], capture_output=True,
-                          text=True, timeout=60, cwd=ROOT, check=False, **kw)  # type: ignore[call-overload]
+                          text=True, timeout=60, cwd=ROOT, check=False)
 
 
 def test_validate_lists_every_problem_and_exits_2(tmp_path: Path) -> None:
