@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import tempfile
@@ -75,6 +76,7 @@ async def run_demo(records: int = 1000) -> int:
     from poller.service import Service
 
     configure("warning", "console")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     for var, value in (("AWS_ACCESS_KEY_ID", "demo"), ("AWS_SECRET_ACCESS_KEY", "demo"),
                        ("AWS_DEFAULT_REGION", REGION)):
         os.environ.setdefault(var, value)
