@@ -23,9 +23,18 @@ class OptionalBuildExt(build_ext):
             super().build_extension(ext)
         except Exception as exc:  # noqa: BLE001
             _warn(exc)
+            # nothing was built: keep `--inplace` and install from copying a missing file
+            self.extensions = [e for e in self.extensions if e is not ext]
+
+
+_warned = False
 
 
 def _warn(exc: BaseException) -> None:
+    global _warned
+    if _warned:
+        return
+    _warned = True
     sys.stderr.write(
         "WARNING: esm-poller's Cython batcher could not be built "
         f"({type(exc).__name__}: {exc}); the pure-Python twin will be used.\n"
