@@ -15,13 +15,13 @@ class OptionalBuildExt(build_ext):
     def run(self) -> None:
         try:
             super().run()
-        except Exception as exc:  # noqa: BLE001 - any compiler failure means "use the twin"
+        except Exception as exc:  # any compiler failure: use the twin
             _warn(exc)
 
     def build_extension(self, ext):  # type: ignore[no-untyped-def]
         try:
             super().build_extension(ext)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             _warn(exc)
             # nothing was built: keep `--inplace` and install from copying a missing file
             self.extensions = [e for e in self.extensions if e is not ext]
