@@ -25,6 +25,7 @@ from poller.sources import ShardSink
 log = structlog.get_logger(__name__)
 
 MAX_GET_RECORDS = 10000
+STALE_POLL_SECONDS = 60.0  # readiness fails when a shard has not been read for this long
 NOT_FOUND_CODES = frozenset({"ResourceNotFoundException"})
 FATAL_CODES = frozenset({"AccessDeniedException", "UnrecognizedClientException",
                          "InvalidSignatureException", "IncompleteSignature",
@@ -242,7 +243,11 @@ class KinesisMapping:
 
     @property
     def polling(self) -> bool:
-        return self.status.state == "Enabled"
+        """Enabled, and no shard reader has gone without a successful read for too long."""
+        if self.status.state != "Enabled":
+            return False
+        stale = time.monotonic() - max(STALE_POLL_SECONDS, 10 * self.tuning.idle_poll_seconds)
+        return all(reader.last_poll >= stale for reader, _s, _t in self.readers.values())
 
     def _on_children(self, children: list[dict[str, Any]]) -> None:
         for child in children:
