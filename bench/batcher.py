@@ -146,8 +146,9 @@ def run(records: int = 10_000, size: int = 1024, repeat: int = 5) -> dict[str, A
     }
 
 
-def _fmt(value: float | None, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
+def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    width = int(spec.split(".")[0] or 0)
+    return "n/a".rjust(width) if value is None else format(value, spec) + suffix
 
 
 def report(result: dict[str, Any]) -> str:
@@ -163,9 +164,9 @@ def report(result: dict[str, Any]) -> str:
                      f"{_fmt(r and r['mb_per_s'], '12.1f')}")
     ratios = result["ratios"]
     lines.append(
-        f"  ratio: cython vs twin {_fmt(ratios['cython_vs_twin'], '.1f')}x, "
-        f"cython vs dicts+json.dumps {_fmt(ratios['cython_vs_dicts_json'], '.1f')}x, "
-        f"cython vs floor {_fmt(ratios['cython_vs_floor'], '.2f')}x")
+        f"  ratio: cython vs twin {_fmt(ratios['cython_vs_twin'], '.1f', 'x')}, "
+        f"cython vs dicts+json.dumps {_fmt(ratios['cython_vs_dicts_json'], '.1f', 'x')}, "
+        f"cython vs floor {_fmt(ratios['cython_vs_floor'], '.2f', 'x')}")
     return "\n".join(lines)
 
 
