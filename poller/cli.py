@@ -40,12 +40,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from poller.awsjson import NoCredentialsError
     from poller.observability.logging import configure
     from poller.service import Service
 
     config = _load(args.config)
     configure(args.log_level or config.log_level, config.log_format)
-    run_async(Service(config).run())
+    try:
+        run_async(Service(config).run())
+    except NoCredentialsError as exc:
+        print(f"poller: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -12,7 +12,7 @@ import aiohttp
 import structlog
 
 from poller.awsclients import AwsClients
-from poller.awsjson import AwsJsonClient
+from poller.awsjson import AwsJsonClient, resolve_credentials
 from poller.config_model import Config, Mapping
 from poller.destinations import Destination
 from poller.destinations.factory import make_destination
@@ -57,6 +57,7 @@ class Service:
 
     async def start(self) -> None:
         cfg = self.config
+        resolve_credentials(cfg.aws)  # fail fast: invokes would otherwise retry forever
         await self.store.open()
         self.writer.start()
         self._clients = AwsClients(cfg.aws)
@@ -132,6 +133,7 @@ class Service:
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Run until SIGTERM/SIGINT (or ``stop`` is set), then drain and return."""
+        resolve_credentials(self.config.aws)
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         installed = []
