@@ -307,3 +307,32 @@ async def test_starting_position_skips_older_records(
             await asyncio.to_thread(put_records, ep, stream, [("k", "new")])
             await wait_for(lambda: len(rec.ok) >= len(expected), 30)
     assert [s.data for s in rec.seen] == expected
+
+
+@pytest.mark.parametrize("response", [
+    {"batchItemFailures": [{"itemIdentifier": ""}]},
+    {"batchItemFailures": [{"itemIdentifier": None}]},
+    {"batchItemFailures": [{"foo": 123}]},
+    {"batchItemFailures": [{"itemIdentifier": "123"}]},
+], ids=["empty", "null", "missing", "unknown"])
+async def test_malformed_partial_response_fails_the_whole_batch(
+        kinesalite_endpoint: str, moto_endpoint: str, tmp_path: Path,
+        response: dict[str, Any]) -> None:
+    ep = kinesalite_endpoint
+    stream = unique_name("malformed")
+    arn = create_stream(ep, stream, shards=1)
+    queue_url, queue_arn = create_queue(moto_endpoint, unique_name("dlq"))
+    put_records(ep, stream, [("k", f"m-{i}") for i in range(4)])
+    rec = Recorder(behave=lambda event, batch: response)
+    async with function_host(rec) as host:
+        mapping = mapping_for(arn, function_response_types=("ReportBatchItemFailures",),
+                              maximum_retry_attempts=2, on_failure_destination=queue_arn)
+        async with running(config_for(mapping, ep, host.endpoint, tmp_path / "s.db",
+                                      moto=moto_endpoint)):
+            messages = await asyncio.to_thread(receive_all, moto_endpoint, queue_url, 1)
+    assert [len(e["Records"]) for e in rec.events] == [4, 4, 4]
+    doc = json.loads(messages[0]["Body"])
+    assert doc["requestContext"]["approximateInvokeCount"] == 3
+    assert doc["responseContext"]["functionError"] is None
+    assert doc["KinesisBatchInfo"]["batchSize"] == 4
+    assert counter(metrics.bad_responses, mapping.uuid) == 3
