@@ -34,7 +34,9 @@ venv: $(BIN)/python
 $(INSTALLED): pyproject.toml setup.py $(wildcard poller/_fastbatch.pyx) | $(BIN)/python
 	@echo "==> installing esm-poller and its test dependencies into $(VENV)"
 	$(PIP) install --quiet --upgrade 'setuptools>=68' wheel
-	$(PIP) install --quiet -e '.[test]'
+	@# The editable install imports poller/ from the source tree, so the extension is built
+	@# once, in place, below.
+	POLLER_NO_EXTENSIONS=1 $(PIP) install --quiet -e '.[test]'
 	@echo "==> building the Cython batcher in place"
 	$(BIN)/python setup.py --quiet build_ext --inplace
 	@touch $@
