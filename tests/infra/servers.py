@@ -352,7 +352,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="esm-poller-servers-"))
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     servers = []
     try:
         for name in args.names:
@@ -370,8 +371,6 @@ def _main(argv: Sequence[str] | None = None) -> int:
                     print(f"{server.name} exited with code {server.process.returncode}")
                     return 1
             stop.wait(0.5)
-    except KeyboardInterrupt:
-        pass
     finally:
         for server in servers:
             server.stop()
