@@ -46,6 +46,7 @@ __all__ = [
 INFRA_DIR = Path(__file__).resolve().parent
 NODE_MODULES = INFRA_DIR / "node_modules"
 LOOPBACK_SHIM = INFRA_DIR / "loopback.cjs"
+CLOCK_SHIM = INFRA_DIR / "clock.cjs"
 HOST = "127.0.0.1"
 DEFAULT_START_TIMEOUT = 60.0
 SHARD_LIMIT = 2000
@@ -231,20 +232,29 @@ def _npm_package(name: str, entry: str) -> Path:
 
 
 def start_kinesalite(
-    log_dir: Path | None = None, timeout: float = DEFAULT_START_TIMEOUT
+    log_dir: Path | None = None,
+    timeout: float = DEFAULT_START_TIMEOUT,
+    clock_file: Path | None = None,
 ) -> RunningServer:
-    """kinesalite, in memory, with no CREATING/DELETING/UPDATING delay and a high shard limit."""
+    """kinesalite, in memory, with no CREATING/DELETING/UPDATING delay and a high shard limit.
+
+    With ``clock_file``, the server's clock runs ahead (or behind) by the number of
+    milliseconds written in that file, read again as the test changes it (tests/infra/clock.cjs).
+    """
     cli = _npm_package("kinesalite", "cli.js")
+    clock = ["--require", str(CLOCK_SHIM)] if clock_file is not None else []
+    env = {"FAKE_CLOCK_FILE": str(clock_file)} if clock_file is not None else None
 
     def once() -> RunningServer:
         port = free_port()
         argv = [
-            _node(), "--require", str(LOOPBACK_SHIM), str(cli),
+            _node(), "--require", str(LOOPBACK_SHIM), *clock, str(cli),
             "--port", str(port),
             "--createStreamMs", "0", "--deleteStreamMs", "0", "--updateStreamMs", "0",
             "--shardLimit", str(SHARD_LIMIT),
         ]  # fmt: skip
-        return _launch("kinesalite", argv, port, _kinesis_probe, log_dir=log_dir, timeout=timeout)
+        return _launch("kinesalite", argv, port, _kinesis_probe, env=env, log_dir=log_dir,
+                       timeout=timeout)
 
     return _with_port_retries(once)
 

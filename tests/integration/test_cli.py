@@ -129,3 +129,15 @@ def test_sigterm_finishes_the_in_flight_batch_checkpoints_and_exits_0(
     finally:
         host.terminate()
         host.wait(10)
+
+
+def test_run_without_credentials_says_so_and_exits_1(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("AWS_") or k == "AWS_EC2_METADATA_DISABLED"}
+    env.update(HOME=str(tmp_path), AWS_CONFIG_FILE=str(tmp_path / "none"),
+               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
+    result = subprocess.run([sys.executable, "-m", "poller", "run", "-c",
+                             str(ROOT / "examples" / "kinesis.yaml")], capture_output=True,
+                            text=True, timeout=60, cwd=ROOT, env=env, check=False)
+    assert result.returncode == 1
+    assert "no AWS credentials found" in result.stderr and "Traceback" not in result.stderr
