@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from poller.loop import run as run_loop
+
 EXIT_CONFIG = 2
-
-
-def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run on uvloop when it is installed, else on asyncio's default loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
 
 
 def _load(path: str) -> Any:
@@ -47,7 +39,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     configure(args.log_level or config.log_level, config.log_format)
     try:
-        run_async(Service(config).run())
+        run_loop(Service(config).run())
     except NoCredentialsError as exc:
         print(f"poller: {exc}", file=sys.stderr)
         return 1
@@ -57,7 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from poller.demo import run_demo
 
-    return int(run_async(run_demo(records=args.records)))
+    return int(run_loop(run_demo(records=args.records)))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

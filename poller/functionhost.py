@@ -40,6 +40,7 @@ from poller.invokers.local import (
     load_handler,
     run_handler,
 )
+from poller.loop import run as run_loop
 
 log = logging.getLogger(__name__)
 
@@ -287,12 +288,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             await host.stop()
 
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(serve())
-    else:
-        uvloop.run(serve())
+    run_loop(serve())
     return 0
 
 
