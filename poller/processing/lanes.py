@@ -16,11 +16,12 @@ from poller.records import Record
 
 class Lane:
     def __init__(self, batch_size: int, window_seconds: float,
-                 max_bytes: int = MAX_PAYLOAD_BYTES) -> None:
+                 max_bytes: int = MAX_PAYLOAD_BYTES, extra_bytes: int = 0) -> None:
         self.buffer: deque[Record] = deque()
         self._batch_size = batch_size
         self._window = window_seconds
         self._max_bytes = max_bytes
+        self._extra_bytes = extra_bytes  # envelope bytes beyond ENVELOPE_BYTES
         self._bytes = 0  # tracked only with a batching window
         self._first_at: float | None = None
         self._last_done = 0.0
@@ -76,7 +77,7 @@ class Lane:
                 return None
             self._wake.clear()
             await self._wake.wait()
-        batch = take_batch(self.buffer, self._batch_size, self._max_bytes)
+        batch = take_batch(self.buffer, self._batch_size, self._max_bytes, self._extra_bytes)
         if self._window:
             if self.buffer:
                 self._bytes -= sum(len(r.fragment) + 1 for r in batch)

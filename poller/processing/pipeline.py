@@ -27,7 +27,8 @@ class ShardPipeline:
         self._writer = writer
         self._tuning = tuning
         self.checkpointer = ShardCheckpointer(writer, mapping.uuid, ctx.shard_id)
-        self.lanes = [Lane(mapping.batch_size, float(mapping.maximum_batching_window_in_seconds))
+        self.lanes = [Lane(mapping.batch_size, float(mapping.maximum_batching_window_in_seconds),
+                           extra_bytes=ctx.extra_bytes)
                       for _ in range(mapping.parallelization_factor)]
         self._tasks = [asyncio.create_task(self._lane_loop(lane),
                                            name=f"lane-{mapping.uuid}-{ctx.shard_id}-{i}")

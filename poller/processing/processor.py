@@ -36,6 +36,11 @@ class ShardContext:
     batch_info_key: str
     batch_info: Callable[[Sequence[Record]], dict[str, Any]]
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # the invoke payload of records[start:end]; sources whose event is not {"Records": [...]}
+    # pass their own (with ``extra_bytes`` = their envelope's size beyond ENVELOPE_BYTES)
+    build: Callable[[Sequence[Record], int, int], bytes] = build_payload
+    size: Callable[[Sequence[Record], int, int], int] = payload_size
+    extra_bytes: int = 0
 
     def __post_init__(self) -> None:
         labels = (self.mapping.uuid, self.shard_id)
@@ -116,7 +121,7 @@ class Processor:
                     start = expired
                     if start == end:
                         return []
-            size = payload_size(records, start, end)
+            size = ctx.size(records, start, end)
             if size > MAX_PAYLOAD_BYTES:
                 if end - start > 1:
                     mid = (start + end) // 2
@@ -128,7 +133,7 @@ class Processor:
                 return [] if await self._give_up(ctx, records, start, end,
                                                  RETRY_ATTEMPTS_EXHAUSTED, attempts, None) else None
             n = end - start
-            payload = build_payload(records, start, end)
+            payload = ctx.build(records, start, end)
             ctx.m_iterator_age.set(max(0.0, (self.clock() - records[end - 1].arrival) * 1000.0))
             self._batch_records.observe(n)
             self._batch_bytes.observe(size)
@@ -233,7 +238,7 @@ class Processor:
                 function_arn=self.mapping.function_arn, condition=condition,
                 approximate_invoke_count=invoke_count, response=response, timestamp=now,
                 batch_info_key=ctx.batch_info_key, batch_info=ctx.batch_info(batch))
-            delivered = await self._deliver(ctx, document, build_payload(records, start, end),
+            delivered = await self._deliver(ctx, document, ctx.build(records, start, end),
                                             FailureContext(self.mapping.uuid, ctx.shard_id, now))
             if delivered is None:
                 return False
