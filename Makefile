@@ -17,7 +17,8 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 
 help:
 	@echo "make install   virtualenv in $(VENV) with esm-poller (editable) and test tools"
-	@echo "make infra     npm test servers (kinesalite, kinesis-local) in tests/infra/node_modules"
+	@echo "make infra     npm test servers (kinesalite, kinesis-local) in tests/infra/node_modules;"
+	@echo "              helm and promtool (go install) in tests/infra/.cache/bin"
 	@echo "make lint      ruff check + mypy"
 	@echo "make test      install, infra, lint, then every test (servers start inside pytest)"
 	@echo "make unit      unit tests only (no servers)"
@@ -46,6 +47,7 @@ install: $(INSTALLED)
 
 infra:
 	@tests/infra/install.sh
+	@tests/infra/tools.sh
 
 lint: install
 	@echo "==> ruff"
