@@ -35,7 +35,7 @@ PY
     "$PYTHON" -m venv "$dir"
     "$dir/bin/python" -m pip install --disable-pip-version-check --no-cache-dir --no-index \
       --find-links "$wheels" esm-poller
-    "$dir/bin/python" -c 'import poller.batching as b; assert b.IMPLEMENTATION == "cython", b.IMPLEMENTATION'
+    "$dir/bin/python" -I -c 'import poller.batching as b; assert b.IMPLEMENTATION == "cython", b.IMPLEMENTATION'
     "$dir/bin/poller" --help >/dev/null
     echo "installed esm-poller into $dir"
     ;;

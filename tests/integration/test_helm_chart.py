@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import kubernetes_validate
+import jsonschema  # type: ignore[import-untyped]
+import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
@@ -286,7 +286,7 @@ def exported_series() -> dict[str, set[str]]:
     for value in vars(poller_metrics).values():
         if isinstance(value, MetricWrapperBase):
             labels = set(value._labelnames)
-            for suffix in suffixes[value._type]:
+            for suffix in suffixes[str(value._type)]:
                 extra = {"le"} if suffix == "_bucket" else set()
                 series[value._name + suffix] = labels | extra
     return series
@@ -374,9 +374,19 @@ def test_promtool_checks_the_rules(rules_file: Path) -> None:
     assert "SUCCESS: 9 rules found" in result.stdout
 
 
-def test_alerts_fire_on_the_series_the_poller_exports(rules_file: Path, tmp_path: Path) -> None:
+def test_alerts_fire_on_the_series_the_poller_exports(
+        all_on_docs: list[dict[str, Any]], rules_file: Path, tmp_path: Path) -> None:
     """promtool's rule unit tests: series as Prometheus scrapes them from the chart's target."""
     target = f'namespace="{NAMESPACE}", service="{FULLNAME}", pod="p-0", mapping="m1"'
+    rules = {r["alert"]: r for g in _rule_groups(all_on_docs) for r in g["rules"]}
+
+    def fires(alert: str, value: str, severity: str) -> dict[str, Any]:
+        annotations = {k: re.sub(r"\{\{ \$value[^}]*\}\}", value,
+                                 v.replace("{{ $labels.mapping }}", "m1"))
+                       for k, v in rules[alert]["annotations"].items()}
+        return {"exp_labels": {"severity": severity, "namespace": NAMESPACE, "mapping": "m1"},
+                "exp_annotations": annotations}
+
     tests = {
         "rule_files": [str(rules_file)],
         "evaluation_interval": "1m",
@@ -387,8 +397,8 @@ def test_alerts_fire_on_the_series_the_poller_exports(rules_file: Path, tmp_path
                  "values": "0+60x30"},
                 {"series": f'esm_invoke_duration_seconds_count{{{target}, outcome="ok"}}',
                  "values": "0+10x30"},
-                {"series": f'esm_invoke_duration_seconds_count{{{target}, outcome="function_error"}}',
-                 "values": "0+5x30"},
+                {"series": (f'esm_invoke_duration_seconds_count{{{target}, '
+                            'outcome="function_error"}'), "values": "0+5x30"},
                 {"series": f'esm_records_onfailure_delivered_total{{{target}, shard="s-0"}}',
                  "values": "0x10 3x20"},
                 {"series": f'esm_records_dropped_total{{{target}, shard="s-0"}}',
@@ -397,18 +407,15 @@ def test_alerts_fire_on_the_series_the_poller_exports(rules_file: Path, tmp_path
                  "values": "0+6x30"},
             ],
             "alert_rule_test": [
-                {"eval_time": "25m", "alertname": "EsmMappingNotPolling", "exp_alerts": [
-                    {"exp_labels": {"severity": "critical", "namespace": NAMESPACE,
-                                    "mapping": "m1"}}]},
+                {"eval_time": "25m", "alertname": "EsmMappingNotPolling",
+                 "exp_alerts": [fires("EsmMappingNotPolling", "25m 0s", "critical")]},
                 {"eval_time": "4m", "alertname": "EsmMappingNotPolling", "exp_alerts": []},
-                {"eval_time": "20m", "alertname": "EsmInvokeErrorRatioHigh", "exp_alerts": [
-                    {"exp_labels": {"severity": "warning", "namespace": NAMESPACE,
-                                    "mapping": "m1"}}]},
-                {"eval_time": "15m", "alertname": "EsmOnFailureDeliveries", "exp_alerts": [
-                    {"exp_labels": {"severity": "warning", "namespace": NAMESPACE,
-                                    "mapping": "m1"}}]},
+                {"eval_time": "20m", "alertname": "EsmInvokeErrorRatioHigh",
+                 "exp_alerts": [fires("EsmInvokeErrorRatioHigh", "33.33%", "warning")]},
+                {"eval_time": "15m", "alertname": "EsmOnFailureDeliveries",
+                 "exp_alerts": [fires("EsmOnFailureDeliveries", "3", "warning")]},
                 {"eval_time": "20m", "alertname": "EsmRecordsDropped", "exp_alerts": []},
-                {"eval_time": "5m", "alertname": "EsmThrottled", "exp_alerts": []},
+                {"eval_time": "20m", "alertname": "EsmThrottled", "exp_alerts": []},
             ],
         }],
     }
