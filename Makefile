@@ -1,4 +1,4 @@
-# esm-poller developer tasks. `make test` works on a fresh machine with python3, node/npm and gcc.
+# esm-poller developer tasks. `make test` works on a fresh machine with python3, node/npm, gcc and go.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -24,7 +24,7 @@ help:
 	@echo "make unit      unit tests only (no servers)"
 	@echo "make demo      run the local demo"
 	@echo "make bench     run every benchmark"
-	@echo "make clean     remove build output and caches (distclean: also $(VENV), node_modules)"
+	@echo "make clean     remove build output and caches (distclean: also $(VENV), node_modules, tools)"
 
 $(BIN)/python:
 	@echo "==> creating $(VENV) ($$($(PYTHON) --version))"
@@ -76,4 +76,4 @@ clean:
 		-o -name __pycache__ -type d -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) tests/infra/node_modules
+	rm -rf $(VENV) tests/infra/node_modules tests/infra/.cache

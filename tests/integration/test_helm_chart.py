@@ -16,7 +16,7 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-from poller.config import parse_config
+from poller.config import ConfigError, parse_config
 from poller.observability import metrics as poller_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -215,6 +215,10 @@ def test_every_option_on(all_on_docs: list[dict[str, Any]]) -> None:
     config = _poller_config(all_on_docs)
     assert config["metrics"] == {"host": "0.0.0.0", "port": 9100}
     assert config["state"] == {"store": "dynamodb", "path": "/var/lib/esm-poller/state.db"}
+    # Everything else in it is valid poller config; the shared store is not released yet.
+    with pytest.raises(ConfigError) as caught:
+        parse_config(config, "configmap", env={"CLICKS_TOKEN": "t"})
+    assert [issue.path for issue in caught.value.errors] == ["state.store"]
 
 
 def test_hpa_scales_the_deployment_on_cpu() -> None:
