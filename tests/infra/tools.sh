@@ -11,8 +11,8 @@ PROMETHEUS_VERSION=v0.316.0   # the Go module version of Prometheus 3.16 (promto
 bin=$PWD/.cache/bin
 mkdir -p "$bin"
 
-install() {  # name package version
-  local name=$1 pkg=$2 version=$3 stamp="$bin/.$1-$3"
+install() {  # name package version [ldflags]
+  local name=$1 pkg=$2 version=$3 ldflags=${4-} stamp="$bin/.$1-$3"
   if [[ -x $bin/$name && -f $stamp ]]; then
     echo "chart tools: $name $version up to date"
     return
@@ -22,10 +22,18 @@ install() {  # name package version
     return
   fi
   echo "chart tools: go install $pkg@$version ($(go env GOVERSION))"
-  GOBIN=$bin go install "$pkg@$version"
+  GOBIN=$bin go install -ldflags "$ldflags" "$pkg@$version"
   rm -f "$bin/.$name-"*
   touch "$stamp"
 }
 
-install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
+# What helm's own Makefile stamps in: its version and the Kubernetes version of its client-go
+# (without them `helm template` assumes Kubernetes 1.20).
+HELM_K8S_MINOR=37
+helm_ldflags="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for pkg in pkg/lint/rules pkg/chartutil; do
+  helm_ldflags+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1"
+  helm_ldflags+=" -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$HELM_K8S_MINOR"
+done
+install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "$helm_ldflags"
 install promtool github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_VERSION"

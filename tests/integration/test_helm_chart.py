@@ -24,7 +24,7 @@ CHART = ROOT / "helm" / "esm-poller"
 ALL_ON = CHART / "ci" / "all-on-values.yaml"
 BIN = ROOT / "tests" / "infra" / ".cache" / "bin"
 CRD_SCHEMAS = Path(__file__).parent / "crd_schemas"
-KUBE_VERSION = "1.30.0"  # helm built by `go install` has no default; the chart needs >= 1.25
+KUBE_VERSION = "1.30.0"  # renders must not depend on the Kubernetes version helm was built for
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest schemas shipped.
 SCHEMA_VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
 CRD_KINDS = {"ServiceMonitor": "servicemonitor", "PrometheusRule": "prometheusrule",
