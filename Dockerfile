@@ -43,6 +43,7 @@ ENV PATH=/opt/esm-poller/bin:$PATH \
 WORKDIR /var/lib/esm-poller
 USER 10001:10001
 EXPOSE 9464
+# Docker only (Kubernetes uses the chart's probes); assumes the default metrics.port 9464.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s \
     CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:9464/healthz', timeout=2)"]
 ENTRYPOINT ["poller"]
