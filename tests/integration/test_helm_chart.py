@@ -461,3 +461,14 @@ def test_dashboard_panels_query_only_exported_metrics() -> None:
     assert dashboard_misses == {"esm_records_filtered"}
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+
+
+def test_an_existing_claim_and_service_account_are_used_not_created() -> None:
+    kinds = by_kind(render("--set", "persistence.existingClaim=old-state",
+                           "--set", "serviceAccount.create=false",
+                           "--set", "serviceAccount.name=poller-irsa"))
+    assert "PersistentVolumeClaim" not in kinds and "ServiceAccount" not in kinds
+    pod = kinds["Deployment"]["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["state"]["persistentVolumeClaim"] == {"claimName": "old-state"}
+    assert pod["serviceAccountName"] == "poller-irsa"
