@@ -184,6 +184,11 @@ async def test_shard_split_mid_stream_reads_parents_before_children(
             await asyncio.to_thread(put_records, ep, stream,
                                     [(f"k{i}", f"after-{i}") for i in range(30)])
             await wait_for(lambda: len(rec.ok) >= 60, 60, message="children not read")
+            stale = [labels for family in metrics.seconds_since_last_poll.collect()
+                     for sample in family.samples
+                     if (labels := sample.labels)["mapping"] == mapping.uuid]
+    assert parent["ShardId"] not in {labels["shard"] for labels in stale}, (
+        "an ended shard still reports seconds since its last poll")
     assert len(rec.seen) == 60
     shards = {s.shard for s in rec.seen}
     assert len(shards) >= 2
