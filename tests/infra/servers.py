@@ -260,10 +260,15 @@ def start_kinesalite(
 
 
 def start_kinesis_local(
-    log_dir: Path | None = None, timeout: float = DEFAULT_START_TIMEOUT
+    log_dir: Path | None = None,
+    timeout: float = DEFAULT_START_TIMEOUT,
+    clock_file: Path | None = None,
 ) -> RunningServer:
-    """kinesis-local (kinesis-mock), plain HTTP on the endpoint's port, nothing persisted."""
+    """kinesis-local (kinesis-mock), plain HTTP on the endpoint's port, nothing persisted.
+
+    ``clock_file`` moves the server's clock as for :func:`start_kinesalite`."""
     main_js = _npm_package("kinesis-local", "main.js")
+    clock = ["--require", str(CLOCK_SHIM)] if clock_file is not None else []
 
     def once() -> RunningServer:
         plain_port, tls_port = _free_ports(2)
@@ -286,7 +291,9 @@ def start_kinesis_local(
             "LOAD_DATA_IF_EXISTS": "false",
             "AWS_REGION": "us-east-1",
         }
-        argv = [_node(), "--require", str(LOOPBACK_SHIM), str(main_js)]
+        if clock_file is not None:
+            env["FAKE_CLOCK_FILE"] = str(clock_file)
+        argv = [_node(), "--require", str(LOOPBACK_SHIM), *clock, str(main_js)]
         # It reads its TLS certificate (server.json) from the working directory.
         return _launch(
             "kinesis-local",

@@ -1,4 +1,4 @@
-"""Behaviour that needs time to pass: a kinesalite whose clock the test moves (tests/infra/
+"""Behaviour that needs time to pass: a Kinesis server whose clock the test moves (tests/infra/
 clock.cjs) expires shard iterators and ages records without waiting minutes."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tests.helpers import (
     unique_name,
     wait_for,
 )
-from tests.infra.servers import RunningServer, start_kinesalite
+from tests.infra.servers import RunningServer, start_kinesalite, start_kinesis_local
 from tests.integration.pipeline_harness import (
     Recorder,
     config_for,
@@ -42,9 +42,11 @@ def clock(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def timed_kinesalite(clock: Path, tmp_path: Path) -> Iterator[RunningServer]:
-    server = start_kinesalite(log_dir=tmp_path, clock_file=clock)
+@pytest.fixture(params=["kinesalite", "kinesis-local"])
+def timed_kinesis(request: pytest.FixtureRequest, clock: Path,
+                  tmp_path: Path) -> Iterator[RunningServer]:
+    starter = start_kinesalite if request.param == "kinesalite" else start_kinesis_local
+    server = starter(log_dir=tmp_path, clock_file=clock)
     try:
         yield server
     finally:
@@ -52,8 +54,8 @@ def timed_kinesalite(clock: Path, tmp_path: Path) -> Iterator[RunningServer]:
 
 
 async def test_expired_iterator_is_renewed_after_the_last_record_read(
-        timed_kinesalite: RunningServer, clock: Path, tmp_path: Path) -> None:
-    ep = timed_kinesalite.endpoint
+        timed_kinesis: RunningServer, clock: Path, tmp_path: Path) -> None:
+    ep = timed_kinesis.endpoint
     stream = unique_name("expire")
     arn = create_stream(ep, stream, shards=1)
     put_records(ep, stream, [("k", f"first-{i}") for i in range(5)])
@@ -73,9 +75,9 @@ async def test_expired_iterator_is_renewed_after_the_last_record_read(
 
 
 async def test_records_older_than_maximum_record_age_go_to_the_destination_uninvoked(
-        timed_kinesalite: RunningServer, clock: Path, moto_endpoint: str,
+        timed_kinesis: RunningServer, clock: Path, moto_endpoint: str,
         tmp_path: Path) -> None:
-    ep = timed_kinesalite.endpoint
+    ep = timed_kinesis.endpoint
     set_clock(clock, -120 * 1000)  # records arrive stamped two minutes ago
     stream = unique_name("age")
     arn = create_stream(ep, stream, shards=1)

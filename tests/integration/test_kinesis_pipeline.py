@@ -184,6 +184,11 @@ async def test_shard_split_mid_stream_reads_parents_before_children(
             await asyncio.to_thread(put_records, ep, stream,
                                     [(f"k{i}", f"after-{i}") for i in range(30)])
             await wait_for(lambda: len(rec.ok) >= 60, 60, message="children not read")
+            stale = [labels for family in metrics.seconds_since_last_poll.collect()
+                     for sample in family.samples
+                     if (labels := sample.labels)["mapping"] == mapping.uuid]
+    assert parent["ShardId"] not in {labels["shard"] for labels in stale}, (
+        "an ended shard still reports seconds since its last poll")
     assert len(rec.seen) == 60
     shards = {s.shard for s in rec.seen}
     assert len(shards) >= 2
@@ -336,3 +341,30 @@ async def test_malformed_partial_response_fails_the_whole_batch(
     assert doc["responseContext"]["functionError"] is None
     assert doc["KinesisBatchInfo"]["batchSize"] == 4
     assert counter(metrics.bad_responses, mapping.uuid) == 3
+
+
+async def test_deleted_stream_puts_the_mapping_in_problem_state_without_a_crash_loop(
+        kinesalite_endpoint: str, tmp_path: Path) -> None:
+    ep = kinesalite_endpoint
+    stream = unique_name("deleted")
+    arn = create_stream(ep, stream, shards=1)
+    put_records(ep, stream, [("k", "only")])
+    rec = Recorder()
+    async with function_host(rec) as host:
+        mapping = mapping_for(arn)
+        async with running(config_for(mapping, ep, host.endpoint, tmp_path / "s.db")) as svc:
+            await wait_for(lambda: len(rec.ok) == 1, 30)
+            assert svc.readiness()[0]
+            await asyncio.to_thread(make_boto3_client("kinesis", ep).delete_stream,
+                                    StreamName=stream)
+            runner = svc.mappings[mapping.uuid]
+            await wait_for(lambda: runner.status.state == "Problem", 30)
+            assert "ResourceNotFound" in runner.status.reason
+            ready, detail = svc.readiness()
+            assert not ready and "Problem" in detail
+            errors = counter(metrics.poll_errors, mapping.uuid)
+            started = time.monotonic()
+            await wait_for(lambda: counter(metrics.poll_errors, mapping.uuid) >= errors + 3, 20)
+            elapsed = time.monotonic() - started
+    # exponential backoff from 1 s (with jitter): three more failures take at least 3.5 s
+    assert elapsed > 2, f"3 retries against a deleted stream in {elapsed:.2f} s: no backoff"
