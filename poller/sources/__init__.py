@@ -11,7 +11,10 @@ from poller.records import Record
 class ShardSink(Protocol):
     """Where a shard reader delivers records (implemented by processing.pipeline)."""
 
-    def put(self, records: list[Record]) -> None: ...
+    def put(self, records: list[Record]) -> None:
+        """Records in shard order; ones already ``done`` (filtered out) are never invoked but
+        hold their place so the checkpoint passes them."""
+        ...
 
     async def wait_capacity(self, limit: int) -> None: ...
 
