@@ -53,6 +53,9 @@ class ShardPipeline:
         for lane, group in zip(lanes, groups, strict=True):
             lane.put(group)
 
+    def polled(self, millis_behind: int | None) -> None:
+        pass
+
     async def wait_capacity(self, limit: int) -> None:
         await self.checkpointer.wait_below(limit)
 

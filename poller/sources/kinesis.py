@@ -266,6 +266,7 @@ class ShardReader:
             behind = resp.get("MillisBehindLatest")
             if behind is not None:
                 self._behind.set(behind)
+            self.sink.polled(behind)
             iterator = resp.get("NextShardIterator")
             if not iterator:
                 await self._end(resp.get("ChildShards") or [])
