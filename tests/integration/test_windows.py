@@ -15,7 +15,14 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import KinesisEndpoint, create_stream, put_records, unique_name, wait_for
+from tests.helpers import (
+    KinesisEndpoint,
+    create_stream,
+    make_boto3_client,
+    put_records,
+    unique_name,
+    wait_for,
+)
 from tests.infra.servers import RunningServer, start_kinesalite
 from tests.integration.pipeline_harness import (
     Recorder,
@@ -43,7 +50,7 @@ class Aggregator:
             state["sum"] += json.loads(base64.b64decode(r["kinesis"]["data"]))["v"]
             state["count"] += 1
         if event["isFinalInvokeForWindow"]:
-            self.finals.append({"window": event["window"], **state})
+            self.finals.append({"window": event["window"], "shard": event["shardId"], **state})
         return {"state": state}
 
 
@@ -187,3 +194,41 @@ async def test_a_window_closes_on_time_when_the_reader_is_at_the_tip(
                            message="windows did not close on time")
             await wait_for(lambda: row(state, mapping.uuid) == (sent[-1][1], None), 10)
     assert sum(f["sum"] for f in agg.finals) == sum(range(5))
+
+
+async def test_resharding_closes_the_parents_window_and_children_start_fresh(
+        kinesis_endpoint: KinesisEndpoint, tmp_path: Path) -> None:
+    ep = kinesis_endpoint.endpoint
+    stream = unique_name("wsplit")
+    arn = create_stream(ep, stream, shards=1)
+    kinesis = make_boto3_client("kinesis", ep)
+    put_records(ep, stream, [(f"k{i}", json.dumps({"v": i})) for i in range(12)])
+    agg = Aggregator()
+    rec = Recorder(behave=agg)
+    mapping = mapping_for(arn, batch_size=5, tumbling_window_in_seconds=900)
+    async with function_host(rec) as host:
+        async with running(config_for(mapping, ep, host.endpoint, tmp_path / "s.db")):
+            await wait_for(lambda: len(rec.ok) >= 12, 30)
+            parent = kinesis.list_shards(StreamName=stream)["Shards"][0]
+            start, end = (int(x) for x in (parent["HashKeyRange"]["StartingHashKey"],
+                                           parent["HashKeyRange"]["EndingHashKey"]))
+            await asyncio.to_thread(kinesis.split_shard, StreamName=stream,
+                                    ShardToSplit=parent["ShardId"],
+                                    NewStartingHashKey=str((start + end) // 2))
+            await wait_for(lambda: kinesis.describe_stream_summary(StreamName=stream)[
+                "StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE", 30)
+            await asyncio.to_thread(put_records, ep, stream,
+                                    [(f"k{i}", json.dumps({"v": 1000})) for i in range(6)])
+            await wait_for(lambda: len(rec.ok) >= 18, 30, message="children not read")
+    parent_id = parent["ShardId"]
+    parent_finals = [f for f in agg.finals if f["shard"] == parent_id]
+    assert sum(f["sum"] for f in parent_finals) == sum(range(12))
+    assert sum(f["count"] for f in parent_finals) == 12
+    last_parent = max(i for i, e in enumerate(rec.events) if e["shardId"] == parent_id)
+    assert rec.events[last_parent]["isFinalInvokeForWindow"]
+    children = [e for e in rec.events if e["shardId"] != parent_id]
+    assert children and all(not e["isFinalInvokeForWindow"] for e in children)
+    assert all(json.loads(base64.b64decode(r["kinesis"]["data"]))["v"] == 1000
+               for e in children for r in e["Records"])
+    first_of_each = {e["shardId"]: e for e in reversed(children)}
+    assert all(e["state"] == {} for e in first_of_each.values())
