@@ -157,7 +157,13 @@ class _Compiler:
         if len(tests) == 1:
             return tests[0]
         tests_t = tuple(tests)
-        return lambda r: all(t(r) for t in tests_t)
+
+        def test_all(r: Any) -> bool:
+            for t in tests_t:
+                if not t(r):
+                    return False
+            return True
+        return test_all
 
     def or_(self, value: Any, path: str, where: str) -> Test:
         if type(value) is not list or len(value) < 2:
@@ -224,6 +230,12 @@ class _Compiler:
                 return False
             if value is SKIP:
                 return True
+            kind = type(value)
+            if kind is not list and kind is not dict:
+                for m in ms:
+                    if m(value):
+                        return True
+                return False
             for leaf in _leaves(value):
                 for m in ms:
                     if m(leaf):

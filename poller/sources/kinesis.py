@@ -60,7 +60,7 @@ class KinesisView:
             data = self._data
             if data is MISSING:
                 try:
-                    data = json.loads(base64.b64decode(self._item["Data"]))
+                    data = json.loads(base64.b64decode(self._item["Data"]).decode())
                 except (ValueError, binascii.Error, UnicodeDecodeError):
                     data = NO_MATCH
                 self._data = data
