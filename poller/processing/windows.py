@@ -15,6 +15,7 @@ after that record with that state: no record is counted twice in one window's st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import deque
@@ -80,6 +81,9 @@ class WindowedPipeline:
         self.window = restored
         self.checkpoint: str | None = None
         self.buffer: deque[Record] = deque()
+        self._batching_window = float(mapping.maximum_batching_window_in_seconds)
+        self._first_at: float | None = None  # when the oldest buffered record was put
+        self._last_done = 0.0  # when the previous invocation finished
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._flushing = False
@@ -96,6 +100,8 @@ class WindowedPipeline:
     # --- ShardSink -------------------------------------------------------------------------
     def put(self, records: list[Record]) -> None:
         if records:
+            if not self.buffer:
+                self._first_at = time.monotonic()
             self.buffer.extend(records)
             self._inflight.set(len(self.buffer))
             self._wake.set()
@@ -202,6 +208,15 @@ class WindowedPipeline:
             self.window.through = last.seq
             self._save_window()
 
+    def _gathering(self, batch: list[Record], consumed: int) -> float | None:
+        """MaximumBatchingWindowInSeconds: the monotonic time to wait for more records of this
+        window (the batching window starts when the previous invocation finished), or None."""
+        if (not self._batching_window or self._flushing or len(batch) >= self._batch_size
+                or consumed < len(self.buffer)):  # full, or a later window's record is here
+            return None
+        deadline = max(self._first_at or 0.0, self._last_done) + self._batching_window
+        return deadline if time.monotonic() < deadline else None
+
     def _cut(self) -> tuple[list[Record], int] | None:
         """The next batch of the open window's records (and how many buffered records it
         consumed, filtered ones included); None if the head is a later window."""
@@ -248,6 +263,11 @@ class WindowedPipeline:
         self._wake.clear()
         await self._wake.wait()
 
+    async def _wait_until(self, deadline: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - time.monotonic()))
+
     async def _loop(self) -> None:
         stopping = self.ctx.stopping
         failures = 0
@@ -269,11 +289,17 @@ class WindowedPipeline:
                 cut = self._cut() if self.buffer else None
                 if cut is not None:
                     batch, consumed = cut
+                    deadline = self._gathering(batch, consumed)
+                    if deadline is not None:
+                        await self._wait_until(deadline)
+                        continue
                     if not await self._processor.process(self.ctx, batch):
                         return
+                    self._last_done = time.monotonic()
                     last = self.buffer[consumed - 1]
                     for _ in range(consumed):
                         self.buffer.popleft()
+                    self._first_at = time.monotonic() if self.buffer else None
                     self._inflight.set(len(self.buffer))
                     w.through = last.seq
                     self._save_window()

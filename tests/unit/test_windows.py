@@ -19,6 +19,7 @@ from poller.leases.sqlite import SqliteStore
 from poller.processing.checkpoint import CheckpointWriter
 from poller.processing.processor import Processor, ShardContext
 from poller.processing.windows import Window, WindowedPipeline
+from tests.helpers import wait_for
 
 ARN = "arn:aws:kinesis:us-east-1:000000000000:stream/s"
 
@@ -134,4 +135,55 @@ async def test_batches_never_span_windows_and_a_later_record_closes_the_window()
     assert invoker.events[2]["state"] == {}
     assert store.checkpoints["shardId-0"] == SHARD_END
     assert store.windows["shardId-0"] is None
+    await pipe.stop()
+
+
+@pytest.mark.parametrize("batching_window", [0, 5])
+async def test_the_batching_window_gathers_records_of_one_window(batching_window: int) -> None:
+    mapping = Mapping(uuid="m", event_source_arn=ARN, function_name="f", batch_size=3,
+                      tumbling_window_in_seconds=60,
+                      maximum_batching_window_in_seconds=batching_window)
+    invoker = FakeInvoker(lambda e: {"state": {}})
+    writer = CheckpointWriter(MemoryStore(), 0.0)  # type: ignore[arg-type]
+    ctx = ShardContext(mapping, "shardId-0", "KinesisBatchInfo", lambda r: {})
+    pipe = WindowedPipeline(ctx, Processor(mapping, invoker, None, TuningConfig()),  # type: ignore[arg-type]
+                            writer, TuningConfig(), ARN)
+    recs = records([120.0, 121.0, 122.0])
+    pipe.put(recs[:2])
+    for _ in range(10):  # let the window loop run until it waits
+        await asyncio.sleep(0)
+    if batching_window:
+        assert invoker.events == []
+        pipe.put(recs[2:])
+        await wait_for(lambda: len(invoker.events) == 1, 5)
+        assert len(invoker.events[0]["Records"]) == 3
+    else:
+        assert [len(e["Records"]) for e in invoker.events] == [2]
+    await pipe.stop()
+
+
+async def test_a_failing_final_invoke_is_retried_then_given_up_per_maximum_retry_attempts(
+        ) -> None:
+    mapping = Mapping(uuid="m", event_source_arn=ARN, function_name="f", batch_size=10,
+                      tumbling_window_in_seconds=10, maximum_retry_attempts=2)
+    tuning = TuningConfig(retry_base_seconds=0.001, retry_max_seconds=0.002)
+
+    class FailingFinal(FakeInvoker):
+        async def invoke(self, payload: bytes) -> InvokeResult:
+            result = await super().invoke(payload)
+            if self.events[-1]["isFinalInvokeForWindow"]:
+                return InvokeResult(200, b'{"errorMessage":"boom"}', function_error="Unhandled")
+            return result
+
+    invoker = FailingFinal(lambda e: {"state": {"n": 1}})
+    store = MemoryStore()
+    writer = CheckpointWriter(store, 0.0)  # type: ignore[arg-type]
+    ctx = ShardContext(mapping, "shardId-0", "KinesisBatchInfo", lambda r: {})
+    pipe = WindowedPipeline(ctx, Processor(mapping, invoker, None, tuning),  # type: ignore[arg-type]
+                            writer, tuning, ARN)
+    pipe.put(records([100.0]))
+    assert await pipe.finish()
+    finals = [e for e in invoker.events if e["isFinalInvokeForWindow"]]
+    assert len(finals) == 3 and all(e["state"] == {"n": 1} for e in finals)
+    assert store.checkpoints["shardId-0"] == SHARD_END
     await pipe.stop()
