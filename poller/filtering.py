@@ -70,7 +70,8 @@ class RecordView(Protocol):
 
 
 class LazyView:
-    """A record as filters see it: ``fields`` as they are, ``lazy`` computed on first read."""
+    """A record as filters see it: ``fields`` as they are, ``lazy`` computed on first read
+    (and then cached in ``fields``)."""
 
     __slots__ = ("_fields", "_lazy")
 
@@ -208,21 +209,21 @@ class _Compiler:
                 self.bad(where, "arrays inside a match array are not allowed")
             else:
                 matchers.append(self.exact(rule))
-        if exists is not None and matchers:
-            self.bad(path, "exists cannot be combined with other match values for one field")
+        ms = tuple(matchers)
         if exists is not None:
             want = exists
 
-            def test_exists(r: Any) -> bool:
+            def test_exists(r: Any) -> bool:  # other values in the array are ORed with it
                 value = r.get(key, MISSING)
                 if value is SKIP:
                     return True
                 if value is NO_MATCH:
                     return False
                 has = any(True for _ in _leaves(value)) if value is not MISSING else False
-                return has is want
+                if has is want:
+                    return True
+                return any(m(leaf) for leaf in _leaves(value) for m in ms) if has else False
             return test_exists
-        ms = tuple(matchers)
 
         def test(r: Any) -> bool:
             value = r.get(key, MISSING)

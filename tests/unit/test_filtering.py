@@ -89,6 +89,10 @@ CASES: list[tuple[dict[str, Any], dict[str, Any], bool]] = [
     ({"a": {"b": [{"exists": False}]}}, {}, True),
     ({"a": {"b": [{"exists": False}]}}, {"a": {"c": 1}}, True),
     ({"a": {"b": [{"exists": False}]}}, {"a": {"b": 1}}, False),
+    # exists ORed with other values of the same array
+    ({"a": [{"exists": False}, "x"]}, {}, True),
+    ({"a": [{"exists": False}, "x"]}, {"a": "x"}, True),
+    ({"a": [{"exists": False}, "x"]}, {"a": "y"}, False),
     # wildcard (with an escaped star)
     ({"f": [{"wildcard": "dir/*.png"}]}, {"f": "dir/a/b.png"}, True),
     ({"f": [{"wildcard": "dir/*.png"}]}, {"f": "dir/a.jpg"}, False),
@@ -178,7 +182,6 @@ INVALID: list[tuple[str, str]] = [
     ('{"a": [{"numeric": [">"]}]}', "must be [op, number]"),
     ('{"a": [{"numeric": [">", 6e9]}]}', "outside the supported range"),
     ('{"a": [{"exists": "yes"}]}', "exists must be true or false"),
-    ('{"a": [{"exists": true}, "x"]}', "exists cannot be combined"),
     ('{"a": [{"anything-but": []}]}', "must not be an empty array"),
     ('{"a": [{"anything-but": ["x", 1]}]}', "all strings or all numbers"),
     ('{"a": [{"anything-but": [null]}]}', "strings or numbers"),
