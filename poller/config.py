@@ -37,6 +37,7 @@ from poller.config_model import (
     TargetType,
     TuningConfig,
 )
+from poller.filtering import filter_criteria_problems
 
 __all__ = [
     "MISSING",
@@ -173,6 +174,7 @@ TUNING_RANGES: Final[dict[str, tuple[float, float]]] = {
     "checkpoint_flush_seconds": (0.0, 60.0),
     "drain_grace_seconds": (0.0, 3600.0),
     "destination_attempts": (1, 100),
+    "max_filters_per_mapping": (5, 10),
 }
 """Inclusive (min, max) for every TuningConfig field."""
 
@@ -861,7 +863,22 @@ def _target(c: _Checker, path: str, value: object, function_name: str | None) ->
                   role_arn=role or None)
 
 
-def _mapping(c: _Checker, path: str, value: object) -> Mapping | None:
+def _filter_criteria(c: _Checker, path: str, value: object, max_filters: int,
+                     source_arn: str | None) -> tuple[str, ...]:
+    if value is MISSING or value is None:
+        return ()
+    kinesis = source_arn is not None and source_arn.startswith("arn:aws:kinesis:")
+    object_keys = frozenset({"data"}) if kinesis else frozenset()
+    problems = filter_criteria_problems(value, max_filters, object_keys)
+    for sub, message in problems:
+        c.add(_join(path, sub) if sub else path, MISSING, message)
+    if problems or not isinstance(value, dict):
+        return ()
+    return tuple(f["Pattern"] for f in value.get("Filters") or ())
+
+
+def _mapping(c: _Checker, path: str, value: object,
+             tuning: TuningConfig | None = None) -> Mapping | None:
     if not isinstance(value, dict):
         c.add(path, value, "must be a mapping of CreateEventSourceMapping parameters "
               f"(got {_type_name(value)})")
@@ -917,14 +934,15 @@ def _mapping(c: _Checker, path: str, value: object) -> Mapping | None:
     destination = _destination(c, p("DestinationConfig"), f("DestinationConfig"))
     response_types = _response_types(c, p("FunctionResponseTypes"), f("FunctionResponseTypes"))
 
-    tumbling = c.int_(p("TumblingWindowInSeconds"), f("TumblingWindowInSeconds"), 0, 0, 900)
-    if tumbling:
-        c.add(p("TumblingWindowInSeconds"), tumbling, "tumbling windows are not supported yet by "
-              "esm-poller; remove it or set 0")
-    filters = f("FilterCriteria")
-    if filters not in (MISSING, None, {}, {"Filters": []}, {"Filters": None}):
-        c.add(p("FilterCriteria"), MISSING,
-              "event filtering is not supported yet by esm-poller; remove it")
+    tumbling = c.int_(p("TumblingWindowInSeconds"), f("TumblingWindowInSeconds"), 0, 0, 900,
+                      "must be an integer from 0 (off) to 900")
+    if tumbling and parallel > 1:
+        c.add(p("ParallelizationFactor"), parallel,
+              "must be 1 with TumblingWindowInSeconds (a window's state is carried from one "
+              "invocation to the next, in shard order)")
+    max_filters = (tuning or TuningConfig()).max_filters_per_mapping
+    patterns = _filter_criteria(c, p("FilterCriteria"), f("FilterCriteria"), max_filters,
+                                source_arn)
 
     kms = c.str_(p("KMSKeyArn"), f("KMSKeyArn"), pattern=_KMS_ARN_RE,
                  expected="a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>) or empty")
@@ -953,6 +971,8 @@ def _mapping(c: _Checker, path: str, value: object) -> Mapping | None:
         kms_key_arn=kms or None,
         tags=tags,
         metrics_config=metrics_config,
+        filter_patterns=patterns,
+        tumbling_window_in_seconds=tumbling,
     )
 
 
@@ -1000,7 +1020,7 @@ def parse_config(data: object, source: str = "<config>",
         seen_uuid: dict[str, int] = {}
         seen_pair: dict[tuple[str, str], Mapping] = {}
         for i, item in enumerate(raw):
-            m = _mapping(c, f"mappings[{i}]", item)
+            m = _mapping(c, f"mappings[{i}]", item, tuning)
             if m is None:
                 continue
             if m.uuid in seen_uuid:
@@ -1059,6 +1079,10 @@ def _mapping_line(m: Mapping) -> str:
     ]
     if m.report_batch_item_failures:
         settings.append("ReportBatchItemFailures")
+    if m.filter_patterns:
+        settings.append(f"{len(m.filter_patterns)} filter(s)")
+    if m.tumbling_window_in_seconds:
+        settings.append(f"tumbling window {m.tumbling_window_in_seconds}s")
     settings.append(f"on failure -> {m.on_failure_destination or 'none'}")
     if t.timeout_seconds != _DEFAULT_TARGET.timeout_seconds:
         settings.append(f"timeout {_fmt(t.timeout_seconds)}s")

@@ -69,6 +69,8 @@ class TuningConfig:
     checkpoint_flush_seconds: float = 0.2  # coalescing of checkpoint writes
     drain_grace_seconds: float = 30.0  # SIGTERM: time to finish in-flight batches
     destination_attempts: int = 5  # attempts to deliver one on-failure record
+    # AWS's FilterCriteria quota: 5 filters per mapping, raisable to 10 on request
+    max_filters_per_mapping: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,8 @@ class Mapping:
     parallelization_factor: int = 1
     on_failure_destination: str | None = None
     function_response_types: tuple[str, ...] = ()
+    filter_patterns: tuple[str, ...] = ()  # FilterCriteria.Filters[*].Pattern (validated)
+    tumbling_window_in_seconds: int = 0  # 0 = off
     target: Target = field(default_factory=Target)
     # accepted and validated for AWS compatibility; no runtime effect in esm-poller
     kms_key_arn: str | None = None  # AWS: encrypts FilterCriteria only

@@ -24,6 +24,8 @@ from poller.observability.server import ObservabilityServer
 from poller.processing.checkpoint import CheckpointWriter
 from poller.processing.pipeline import ShardPipeline
 from poller.processing.processor import Processor, ShardContext
+from poller.processing.windows import Window, WindowedPipeline
+from poller.sources import ShardSink
 from poller.sources.kinesis import KinesisApi, KinesisMapping
 
 log = structlog.get_logger(__name__)
@@ -89,12 +91,21 @@ class Service:
                                aws=self.config.aws, session=self._http)
         checkpoints = await self.store.load(mapping.uuid)
         stream_arn = mapping.event_source_arn
+        windows: dict[str, Window] = {}  # open tumbling windows, by shard
+        if mapping.tumbling_window_in_seconds:
+            for shard, text in (await self.store.load_windows(mapping.uuid)).items():
+                window = windows[shard] = Window.from_json(text)
+                if window.through is not None:  # resume after the window's last record
+                    checkpoints[shard] = window.through
 
-        def make_sink(shard_id: str) -> ShardPipeline:
+        def make_sink(shard_id: str) -> ShardSink:
             def info(records: Any) -> dict[str, Any]:
                 return kinesis_events.batch_info(shard_id, stream_arn, records)
 
             ctx = ShardContext(mapping, shard_id, kinesis_events.BATCH_INFO_KEY, info)
+            if mapping.tumbling_window_in_seconds:
+                return WindowedPipeline(ctx, processor, self.writer, self.config.tuning,
+                                        stream_arn, windows.get(shard_id), windows)
             return ShardPipeline(ctx, processor, self.writer, self.config.tuning)
 
         def initialize(initial: dict[str, str]) -> None:

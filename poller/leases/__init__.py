@@ -12,8 +12,14 @@ AT_TIMESTAMP_PREFIX = "AT_TIMESTAMP:"
 class CheckpointStore(Protocol):
     async def load(self, mapping: str) -> dict[str, str]: ...
 
-    async def save(self, items: list[tuple[str, str, str]]) -> None:
-        """Durably write (mapping, shard, checkpoint) rows in one transaction."""
+    async def save(self, items: list[tuple[str, str, str]],
+                   windows: list[tuple[str, str, str | None]] | None = None) -> None:
+        """Durably write (mapping, shard, checkpoint) rows, and (mapping, shard, open tumbling
+        window as JSON, None once closed) rows, in one transaction."""
+        ...
+
+    async def load_windows(self, mapping: str) -> dict[str, str]:
+        """Open tumbling windows by shard, as saved."""
         ...
 
     async def close(self) -> None: ...

@@ -1,5 +1,8 @@
 """The embedded checkpoint store: one sqlite file, WAL mode, one row per mapping and shard.
 
+``window_state`` (added to older files on open) holds an open tumbling window as JSON, written
+in the same transaction as the checkpoint so a restart resumes the window where it was.
+
 Calls run on one dedicated thread so the event loop never waits on disk.
 """
 
@@ -20,9 +23,11 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     shard TEXT NOT NULL,
     checkpoint TEXT NOT NULL,
     updated_at REAL NOT NULL,
+    window_state TEXT,
     PRIMARY KEY (mapping, shard)
 )
 """
+_DEFAULT_CHECKPOINT = "TRIM_HORIZON"  # a row first written for its window: read from the start
 
 
 class SqliteStore:
@@ -42,6 +47,9 @@ class SqliteStore:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=5000")
         conn.execute(_SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(checkpoints)")}
+        if "window_state" not in columns:
+            conn.execute("ALTER TABLE checkpoints ADD COLUMN window_state TEXT")
         self._conn = conn
 
     async def open(self) -> None:
@@ -57,7 +65,20 @@ class SqliteStore:
         result: dict[str, str] = await self._run(self._load, mapping)
         return result
 
-    def _save(self, items: list[tuple[str, str, str]]) -> None:
+    def _load_windows(self, mapping: str) -> dict[str, str]:
+        assert self._conn is not None
+        rows = self._conn.execute(
+            "SELECT shard, window_state FROM checkpoints WHERE mapping = ? "
+            "AND window_state IS NOT NULL", (mapping,)).fetchall()
+        return {shard: w for shard, w in rows}
+
+    async def load_windows(self, mapping: str) -> dict[str, str]:
+        """Open tumbling windows by shard (JSON), as last saved."""
+        result: dict[str, str] = await self._run(self._load_windows, mapping)
+        return result
+
+    def _save(self, items: list[tuple[str, str, str]],
+              windows: list[tuple[str, str, str | None]]) -> None:
         assert self._conn is not None
         now = time.time()
         with self._conn:
@@ -67,10 +88,18 @@ class SqliteStore:
                 "VALUES (?, ?, ?, ?) ON CONFLICT (mapping, shard) DO UPDATE SET "
                 "checkpoint = excluded.checkpoint, updated_at = excluded.updated_at",
                 [(m, s, c, now) for m, s, c in items])
+            self._conn.executemany(
+                "INSERT INTO checkpoints (mapping, shard, checkpoint, updated_at, window_state) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (mapping, shard) DO UPDATE SET "
+                "window_state = excluded.window_state, updated_at = excluded.updated_at",
+                [(m, s, _DEFAULT_CHECKPOINT, now, w) for m, s, w in windows])
 
-    async def save(self, items: list[tuple[str, str, str]]) -> None:
-        if items:
-            await self._run(self._save, items)
+    async def save(self, items: list[tuple[str, str, str]],
+                   windows: list[tuple[str, str, str | None]] | None = None) -> None:
+        """Write (mapping, shard, checkpoint) rows and (mapping, shard, window JSON or None)
+        in one transaction."""
+        if items or windows:
+            await self._run(self._save, items, windows or [])
 
     def _close(self) -> None:
         if self._conn is not None:

@@ -26,6 +26,7 @@ class CheckpointWriter:
         self._store = store
         self._flush_seconds = flush_seconds
         self._dirty: dict[tuple[str, str], str] = {}
+        self._windows: dict[tuple[str, str], str | None] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -37,20 +38,33 @@ class CheckpointWriter:
         self._dirty[(mapping, shard)] = checkpoint
         self._wake.set()
 
+    def set_window(self, mapping: str, shard: str, window: str | None) -> None:
+        """The shard's open tumbling window (JSON), None once closed; written together with
+        checkpoints set in the same event-loop step."""
+        self._windows[(mapping, shard)] = window
+        self._wake.set()
+
     async def flush(self) -> None:
         async with self._lock:
-            if not self._dirty:
+            if not self._dirty and not self._windows:
                 return
             items = [(m, s, c) for (m, s), c in self._dirty.items()]
+            windows = [(m, s, w) for (m, s), w in self._windows.items()]
             self._dirty.clear()
+            self._windows.clear()
             try:
                 # shielded: a cancelled flusher must not drop checkpoints it already took
-                await asyncio.shield(self._store.save(items))
+                if windows:
+                    await asyncio.shield(self._store.save(items, windows))
+                else:
+                    await asyncio.shield(self._store.save(items))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 for m, s, c in items:  # keep them for the next flush unless newer ones arrived
                     self._dirty.setdefault((m, s), c)
+                for m, s, w in windows:
+                    self._windows.setdefault((m, s), w)
                 raise
             for m, _s, _c in items:
                 metrics.checkpoints_written.labels(m).inc()

@@ -35,7 +35,13 @@ class ShardPipeline:
                        for i, lane in enumerate(self.lanes)]
 
     def put(self, records: list[Record]) -> None:
+        """Hand over read records in shard order; records already ``done`` (filtered out) only
+        hold their place for the checkpoint."""
         self.checkpointer.track(records)
+        live = [r for r in records if not r.done]
+        if len(live) != len(records):
+            self.checkpointer.advance()
+            records = live
         lanes = self.lanes
         if len(lanes) == 1:
             lanes[0].put(records)
@@ -46,6 +52,9 @@ class ShardPipeline:
             groups[hash(r.key) % n].append(r)
         for lane, group in zip(lanes, groups, strict=True):
             lane.put(group)
+
+    def polled(self, millis_behind: int | None) -> None:
+        pass
 
     async def wait_capacity(self, limit: int) -> None:
         await self.checkpointer.wait_below(limit)

@@ -41,6 +41,8 @@ class ShardContext:
     build: Callable[[Sequence[Record], int, int], bytes] = build_payload
     size: Callable[[Sequence[Record], int, int], int] = payload_size
     extra_bytes: int = 0
+    # tumbling windows: sees each successful response; False = the invoke failed (no state)
+    on_response: Callable[[bytes], bool] | None = None
 
     def __post_init__(self) -> None:
         labels = (self.mapping.uuid, self.shard_id)
@@ -181,6 +183,13 @@ class Processor:
                     mid = (start + end) // 2
                     return [(start, mid), (mid, end)]
                 reason = "function_error"
+            elif ctx.on_response is not None and not ctx.on_response(result.payload):
+                attempts += 1
+                ctx.m_failed.inc(n)
+                self._bad_responses.inc()
+                log.warning("window_state_missing", mapping=mapping.uuid, shard=ctx.shard_id,
+                            batch_size=n)
+                reason = "bad_response"
             else:
                 failed_at = (first_failure(result.payload, records, start, end)
                              if mapping.report_batch_item_failures else SUCCESS)
@@ -207,6 +216,41 @@ class Processor:
             delay = backoff(attempts, self.tuning.retry_base_seconds, self.tuning.retry_max_seconds)
             if await sleep_unless(delay, ctx.stopping):
                 return None
+
+    async def invoke_final(self, ctx: ShardContext, payload: bytes) -> bool:
+        """A records-less invocation (a tumbling window's final one), retried like a batch:
+        throttles and service errors without limit, function errors up to
+        MaximumRetryAttempts (then given up with an error log). False if the shard stopped."""
+        mapping = self.mapping
+        attempts = transient = 0
+        while True:
+            t0 = time.perf_counter()
+            result = await self.invoker.invoke(payload)
+            outcome = result.outcome
+            self._duration[outcome].observe(time.perf_counter() - t0)
+            if outcome is Outcome.THROTTLED or outcome is Outcome.ERROR:
+                transient += 1
+                if outcome is Outcome.THROTTLED:
+                    self._throttles.inc()
+                self._retries["throttled" if outcome is Outcome.THROTTLED
+                              else "invoke_error"].inc()
+                if await sleep_unless(backoff(transient, self.tuning.throttle_base_seconds,
+                                              self.tuning.throttle_max_seconds), ctx.stopping):
+                    return False
+                continue
+            transient = 0
+            if outcome is Outcome.OK:
+                return True
+            attempts += 1
+            if mapping.maximum_retry_attempts != -1 and attempts > mapping.maximum_retry_attempts:
+                log.error("window_final_invoke_given_up", mapping=mapping.uuid,
+                          shard=ctx.shard_id, invoke_count=attempts, status=result.status,
+                          error=result.error)
+                return True
+            self._retries["function_error"].inc()
+            if await sleep_unless(backoff(attempts, self.tuning.retry_base_seconds,
+                                          self.tuning.retry_max_seconds), ctx.stopping):
+                return False
 
     def _finish(self, ctx: ShardContext, records: list[Record], start: int, end: int) -> None:
         for i in range(start, end):

@@ -5,7 +5,10 @@ Data-plane calls go through poller.awsjson (raw JSON, ``Data`` stays base64 end 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
+import json
 import random
 import time
 from collections.abc import Callable
@@ -15,8 +18,9 @@ from typing import Any
 import structlog
 
 from poller.awsjson import AwsError, AwsJsonClient
-from poller.batching import KinesisEncoder
+from poller.batching import KinesisEncoder, Record
 from poller.config_model import Mapping, TuningConfig
+from poller.filtering import MISSING, NO_MATCH, FilterSet
 from poller.leases import AT_TIMESTAMP_PREFIX, SHARD_END, TRIM_HORIZON
 from poller.observability import metrics
 from poller.processing.processor import backoff, sleep_unless
@@ -34,6 +38,60 @@ FATAL_CODES = frozenset({"AccessDeniedException", "UnrecognizedClientException",
 
 def stream_name(arn: str) -> str:
     return arn.split(":", 5)[5].split("/", 1)[1]
+
+
+_VIEW_FIELDS = {"partitionKey": "PartitionKey", "sequenceNumber": "SequenceNumber",
+                "approximateArrivalTimestamp": "ApproximateArrivalTimestamp"}
+
+
+class KinesisView:
+    """A GetRecords record as FilterCriteria see it: the ``kinesis`` metadata fields and
+    ``data`` decoded from base64 and parsed as JSON, only if a pattern reads it (NO_MATCH when
+    it is not JSON: every ``data`` rule then fails, as in Lambda)."""
+
+    __slots__ = ("_data", "_item")
+
+    def __init__(self, item: dict[str, Any]) -> None:
+        self._item = item
+        self._data: Any = MISSING
+
+    def get(self, key: str, default: Any = None, /) -> Any:
+        if key == "data":
+            data = self._data
+            if data is MISSING:
+                try:
+                    data = json.loads(base64.b64decode(self._item["Data"]).decode())
+                except (ValueError, binascii.Error, UnicodeDecodeError):
+                    data = NO_MATCH
+                self._data = data
+            return data
+        if key == "kinesisSchemaVersion":
+            return "1.0"
+        name = _VIEW_FIELDS.get(key)
+        return default if name is None else self._item.get(name, default)
+
+
+def filter_records(filters: FilterSet, encoder: KinesisEncoder,
+                   raw: list[dict[str, Any]]) -> tuple[list[Record], int]:
+    """Encode ``raw`` keeping shard order; records no filter matches come back already
+    ``done`` with an empty fragment (the checkpoint passes them; they are never batched).
+    Returns (records, how many were filtered out)."""
+    keep = [filters.matches(KinesisView(item)) for item in raw]
+    kept = sum(keep)
+    if kept == len(raw):
+        return encoder.encode(raw), 0
+    encoded = iter(encoder.encode([item for item, k in zip(raw, keep, strict=True) if k]))
+    out: list[Record] = []
+    for item, k in zip(raw, keep, strict=True):
+        if k:
+            out.append(next(encoded))
+        else:
+            seq = item["SequenceNumber"]
+            r = Record(int(seq), seq, item["PartitionKey"], item["ApproximateArrivalTimestamp"],
+                       b"")
+            r.done = True
+            out.append(r)
+    return out, len(raw) - kept
 
 
 class KinesisApi:
@@ -112,10 +170,12 @@ class ShardReader:
     last_seq: str | None = None
     ended: bool = False
     polls: int = 0  # successful GetRecords calls
+    filters: FilterSet | None = None
 
     def __post_init__(self) -> None:
         labels = (self.mapping.uuid, self.shard_id)
         self._polled = metrics.records_polled.labels(*labels)
+        self._filtered = metrics.records_filtered.labels(*labels)
         self._behind = metrics.millis_behind_latest.labels(*labels)
         metrics.seconds_since_last_poll.labels(*labels).set_function(
             lambda: time.monotonic() - self.last_poll)
@@ -196,10 +256,17 @@ class ShardReader:
             if raw:
                 self._polled.inc(len(raw))
                 self.last_seq = raw[-1]["SequenceNumber"]
-                self.sink.put(self.encoder.encode(raw))
+                if self.filters is None:
+                    self.sink.put(self.encoder.encode(raw))
+                else:
+                    records, filtered = filter_records(self.filters, self.encoder, raw)
+                    if filtered:
+                        self._filtered.inc(filtered)
+                    self.sink.put(records)
             behind = resp.get("MillisBehindLatest")
             if behind is not None:
                 self._behind.set(behind)
+            self.sink.polled(behind)
             iterator = resp.get("NextShardIterator")
             if not iterator:
                 await self._end(resp.get("ChildShards") or [])
@@ -240,6 +307,7 @@ class KinesisMapping:
         self._retry_at: dict[str, float] = {}
         self.last_discovery = 0.0
         self._latest: set[str] = set()  # shards read from LATEST in this first run
+        self.filters = FilterSet(mapping.filter_patterns) if mapping.filter_patterns else None
 
     @property
     def polling(self) -> bool:
@@ -322,7 +390,7 @@ class KinesisMapping:
         encoder = KinesisEncoder(sid, m.region, m.event_source_arn, m.invoke_identity_arn)
         reader = ShardReader(self.api, m, self.stream, sid, sink, encoder,
                              self._start_position(sid), self.tuning, self.stopping,
-                             self._on_children)
+                             self._on_children, filters=self.filters)
         task = asyncio.create_task(self._run_reader(reader, sink), name=f"shard-{m.uuid}-{sid}")
         self.readers[sid] = (reader, sink, task)
         metrics.shards_owned.labels(m.uuid).set(len(self.readers))

@@ -438,17 +438,49 @@ def test_on_success_rejected() -> None:
 # --- fields AWS has that esm-poller does not implement or that do not apply ---------------------
 
 
-def test_filter_criteria_not_supported_yet() -> None:
-    issue(config(mapping(FilterCriteria={"Filters": [{"Pattern": '{"data": {"a": [1]}}'}]})),
-          "mappings[0].FilterCriteria", MISSING, "not supported yet by esm-poller")
+def test_filter_criteria_accepted() -> None:
+    patterns = ['{"data": {"a": [1]}}', '{"partitionKey": [{"prefix": "eu-"}]}']
+    m = only_mapping(FilterCriteria={"Filters": [{"Pattern": p} for p in patterns]})
+    assert m.filter_patterns == tuple(patterns)
+    assert only_mapping(FilterCriteria={"Filters": []}).filter_patterns == ()
+    assert only_mapping(FilterCriteria=None).filter_patterns == ()
+    assert "2 filter(s)" in summary(parse(config(mapping(
+        FilterCriteria={"Filters": [{"Pattern": p} for p in patterns]}))))
 
 
-def test_tumbling_window_not_supported_yet() -> None:
-    issue(config(mapping(TumblingWindowInSeconds=60)), "mappings[0].TumblingWindowInSeconds", 60,
-          "not supported yet by esm-poller")
+def test_filter_criteria_problems_listed_per_filter() -> None:
+    bad = {"Filters": [{"Pattern": '{"data": {"a": [1]}}'}, {"Pattern": '{"data": "x"}'},
+                       {"Pattern": '{"a": [{"numeric": [">", 5, ">", 1]}]}'}, {"Pattern": "{"}]}
+    errs = errors(config(mapping(FilterCriteria=bad, BatchSize=0)))
+    paths = [e.path for e in errs]
+    assert "mappings[0].BatchSize" in paths
+    assert paths.count("mappings[0].FilterCriteria.Filters[1].Pattern") == 1
+    text = "\n".join(str(e) for e in errs)
+    assert "Filters[2].Pattern: a[0].numeric: at most one lower bound" in text
+    assert "Filters[3].Pattern: Pattern is not valid JSON" in text
+
+
+def test_filter_count_quota_follows_tuning() -> None:
+    six = {"Filters": [{"Pattern": f'{{"partitionKey": ["{i}"]}}'} for i in range(6)]}
+    issue(config(mapping(FilterCriteria=six)), "mappings[0].FilterCriteria.Filters", MISSING,
+          "6 filters; at most 5", "tuning.max_filters_per_mapping")
+    cfg = parse(config(mapping(FilterCriteria=six), tuning={"max_filters_per_mapping": 10}))
+    assert len(cfg.mappings[0].filter_patterns) == 6
+    eleven = {"Filters": six["Filters"] * 2}
+    issue(config(mapping(FilterCriteria=eleven), tuning={"max_filters_per_mapping": 10}),
+          "mappings[0].FilterCriteria.Filters", MISSING, "12 filters; at most 10")
+    issue(config(tuning={"max_filters_per_mapping": 11}), "tuning.max_filters_per_mapping", 11)
+
+
+def test_tumbling_window() -> None:
+    assert only_mapping(TumblingWindowInSeconds=60).tumbling_window_in_seconds == 60
+    assert only_mapping(TumblingWindowInSeconds=0).tumbling_window_in_seconds == 0
     issue(config(mapping(TumblingWindowInSeconds=901)), "mappings[0].TumblingWindowInSeconds",
-          901, "must be an integer from 0 to 900")
-    assert only_mapping(TumblingWindowInSeconds=0).batch_size == 100
+          901, "from 0 (off) to 900")
+    issue(config(mapping(TumblingWindowInSeconds=-1)), "mappings[0].TumblingWindowInSeconds",
+          -1, "from 0 (off) to 900")
+    issue(config(mapping(TumblingWindowInSeconds=30, ParallelizationFactor=2)),
+          "mappings[0].ParallelizationFactor", 2, "must be 1 with TumblingWindowInSeconds")
 
 
 @pytest.mark.parametrize("field", [
