@@ -17,7 +17,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 
 help:
 	@echo "make install   virtualenv in $(VENV) with esm-poller (editable) and test tools"
-	@echo "make infra     npm test servers (kinesalite, kinesis-local) in tests/infra/node_modules"
+	@echo "make infra     test servers: npm (kinesalite, kinesis-local), Maven (Kafka broker jars)"
 	@echo "make lint      ruff check + mypy"
 	@echo "make test      install, infra, lint, then every test (servers start inside pytest)"
 	@echo "make unit      unit tests only (no servers)"
@@ -46,6 +46,7 @@ install: $(INSTALLED)
 
 infra:
 	@tests/infra/install.sh
+	@tests/infra/install-kafka.sh
 
 lint: install
 	@echo "==> ruff"
@@ -74,4 +75,4 @@ clean:
 		-o -name __pycache__ -type d -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) tests/infra/node_modules
+	rm -rf $(VENV) tests/infra/node_modules tests/infra/kafka/lib

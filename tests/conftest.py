@@ -81,6 +81,12 @@ def moto_endpoint(test_servers: ServerPool) -> str:
     return test_servers.get("moto").endpoint
 
 
+@pytest.fixture(scope="session")
+def kafka_bootstrap(test_servers: ServerPool) -> str:
+    """``host:port`` of the session's Apache Kafka broker (started on first use)."""
+    return test_servers.get("kafka").endpoint
+
+
 @pytest.fixture(scope="session", params=KINESIS_SERVERS, ids=KINESIS_SERVERS)
 def kinesis_endpoint(request: pytest.FixtureRequest, test_servers: ServerPool) -> KinesisEndpoint:
     """Runs the test once against each Kinesis server."""

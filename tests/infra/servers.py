@@ -1,13 +1,14 @@
 """Real servers for tests and demos, each started as a subprocess on a free loopback port.
 
-    server = start("kinesalite")          # or "kinesis-local", "moto"
+    server = start("kinesalite")          # or "kinesis-local", "moto", "kafka"
     ... use server.endpoint ...
     server.stop()
 
 From a shell: ``python -m tests.infra.servers start kinesalite [moto ...]`` prints the endpoints
 and keeps the servers running until Ctrl-C.
 
-The npm servers come from ``tests/infra/install.sh`` (``make infra``); moto from ``.[test]``.
+The npm servers come from ``tests/infra/install.sh`` (``make infra``), the Kafka broker's jars from
+``tests/infra/install-kafka.sh`` (Maven, also ``make infra``); moto from ``.[test]``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = [
     "ServerStartError",
     "free_port",
     "start",
+    "start_kafka",
     "start_kinesalite",
     "start_kinesis_local",
     "start_moto",
@@ -45,6 +47,7 @@ __all__ = [
 
 INFRA_DIR = Path(__file__).resolve().parent
 NODE_MODULES = INFRA_DIR / "node_modules"
+KAFKA_LIB = INFRA_DIR / "kafka" / "lib"
 LOOPBACK_SHIM = INFRA_DIR / "loopback.cjs"
 CLOCK_SHIM = INFRA_DIR / "clock.cjs"
 HOST = "127.0.0.1"
@@ -318,7 +321,105 @@ def start_moto(
     return _with_port_retries(once)
 
 
+def _java() -> str:
+    java = shutil.which("java")
+    if java is None:
+        raise ServerStartError("java is not on PATH; the Kafka test broker needs Java 17+")
+    return java
+
+
+_KAFKA_JVM = [
+    "-Xms64m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
+    "-Djava.awt.headless=true",
+    "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+    "-Dorg.slf4j.simpleLogger.log.kafka.server.KafkaRaftServer=info",
+]  # fmt: skip
+
+_KAFKA_PROPERTIES = """\
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@{host}:{controller}
+listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller}
+advertised.listeners=PLAINTEXT://{host}:{port}
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs={data}
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+group.consumer.min.session.timeout.ms=1000
+group.classic.min.session.timeout.ms=1000
+log.flush.interval.messages=1000000
+"""
+
+
+def start_kafka(
+    log_dir: Path | None = None,
+    timeout: float = DEFAULT_START_TIMEOUT,
+    *,
+    workdir: Path | None = None,
+    ports: tuple[int, int] | None = None,
+) -> RunningServer:
+    """Apache Kafka 4.x, one combined KRaft broker+controller; ``endpoint`` is ``host:port``.
+
+    Its storage lives in ``workdir`` (a new temporary directory unless given): start it again
+    with the same ``workdir`` and ``ports`` (``(broker, controller)``) to restart the same
+    broker with its data.
+    """
+    jars = sorted(KAFKA_LIB.glob("*.jar")) if KAFKA_LIB.is_dir() else []
+    if not any(j.name.startswith("kafka_2.13-") for j in jars):
+        raise ServerStartError(f"{KAFKA_LIB} has no Kafka jars: run `make infra` "
+                               "(tests/infra/install-kafka.sh)")
+    classpath = os.pathsep.join(str(j) for j in jars)
+    work = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="esm-poller-kafka-"))
+    work.mkdir(parents=True, exist_ok=True)
+    log_dir = Path(log_dir) if log_dir is not None else work
+
+    def once() -> RunningServer:
+        port, controller = ports if ports is not None else _free_ports(2)
+        data = work / "data"
+        props = work / "server.properties"
+        props.write_text(_KAFKA_PROPERTIES.format(host=HOST, port=port, controller=controller,
+                                                  data=data))
+        java = _java()
+        if not (data / "meta.properties").is_file():
+            fmt = subprocess.run(
+                [java, *_KAFKA_JVM, "-cp", classpath, "kafka.tools.StorageTool", "format",
+                 "--ignore-formatted", "-t", "ZXNtLXBvbGxlci10ZXN0cw", "-c", str(props)],
+                capture_output=True, timeout=timeout, check=False)
+            if fmt.returncode != 0:
+                raise ServerStartError("formatting the Kafka storage failed: "
+                                       + (fmt.stdout + fmt.stderr).decode("utf-8", "replace"))
+        log_path = log_dir / f"kafka-{port}.log"
+
+        def ready(_endpoint: str) -> bool:
+            try:
+                with socket.create_connection((HOST, port), timeout=1):
+                    pass
+            except OSError:
+                return False
+            try:
+                return b"Kafka Server started" in log_path.read_bytes()
+            except OSError:
+                return False
+
+        argv = [java, *_KAFKA_JVM, "-cp", classpath, "kafka.Kafka", str(props)]
+        server = _launch("kafka", argv, port, ready, log_dir=log_dir, timeout=timeout)
+        server.endpoint = f"{HOST}:{port}"
+        return server
+
+    if ports is not None:
+        return once()
+    return _with_port_retries(once)
+
+
 SERVERS: dict[str, Callable[..., RunningServer]] = {
+    "kafka": start_kafka,
     "kinesalite": start_kinesalite,
     "kinesis-local": start_kinesis_local,
     "moto": start_moto,
