@@ -83,13 +83,30 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class KafkaSource:
+    """A Kafka event source: Amazon MSK (``managed``, by cluster ARN) or self-managed."""
+
+    topic: str
+    bootstrap_servers: tuple[str, ...]  # host:port
+    consumer_group_id: str  # AWS default: the mapping's UUID
+    managed: bool  # MSK ("aws:kafka" events) or self-managed ("SelfManagedKafka")
+    region: str = "us-east-1"  # self-managed sources have no ARN to take it from
+    # SourceAccessConfigurations accepted without effect here (VPC_SUBNET, VPC_SECURITY_GROUP)
+    access: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(self.bootstrap_servers)
+
+
+@dataclass(frozen=True, slots=True)
 class Mapping:
     uuid: str
     event_source_arn: str
     function_name: str
     enabled: bool = True
     batch_size: int = 100
-    maximum_batching_window_in_seconds: int = 0
+    maximum_batching_window_in_seconds: float = 0  # whole seconds in config; Kafka's default 0.5
     starting_position: StartingPosition | None = None
     starting_position_timestamp: float | None = None
     maximum_record_age_in_seconds: int = -1
@@ -103,6 +120,7 @@ class Mapping:
     kms_key_arn: str | None = None  # AWS: encrypts FilterCriteria only
     tags: dict[str, str] = field(default_factory=dict)
     metrics_config: tuple[str, ...] = ()  # AWS MetricsConfig.Metrics; Prometheus metrics always on
+    kafka: KafkaSource | None = None  # Kafka sources (self-managed ones have no event_source_arn)
 
     @property
     def report_batch_item_failures(self) -> bool:
@@ -123,19 +141,25 @@ class Mapping:
 
     @property
     def source(self) -> str:
-        """'kinesis', 'dynamodb', 'sqs', ... from the ARN's service part."""
+        """'kinesis', 'dynamodb', 'sqs', 'kafka' (MSK and self-managed), ..."""
+        if self.kafka is not None:
+            return "kafka"
         parts = self.event_source_arn.split(":", 5)
         return parts[2] if len(parts) > 2 else ""
 
     @property
     def region(self) -> str:
         parts = self.event_source_arn.split(":", 5)
-        return parts[3] if len(parts) > 3 else ""
+        if len(parts) > 3 and parts[3]:
+            return parts[3]
+        return self.kafka.region if self.kafka is not None else ""
 
     @property
     def account(self) -> str:
         parts = self.event_source_arn.split(":", 5)
-        return parts[4] if len(parts) > 4 else ""
+        if len(parts) > 4 and parts[4]:
+            return parts[4]
+        return "000000000000" if self.kafka is not None else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,5 +169,7 @@ class Config:
     state: StateConfig = field(default_factory=StateConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     tuning: TuningConfig = field(default_factory=TuningConfig)
+    # bootstrap servers of each Amazon MSK cluster ARN the mappings name
+    msk_clusters: dict[str, tuple[str, ...]] = field(default_factory=dict)
     log_level: str = "info"
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -41,6 +41,8 @@ class ShardContext:
     build: Callable[[Sequence[Record], int, int], bytes] = build_payload
     size: Callable[[Sequence[Record], int, int], int] = payload_size
     extra_bytes: int = 0
+    # the record ``seq`` an ``itemIdentifier`` names (sources whose identifier is not that string)
+    item_key: Callable[[object], str | None] | None = None
 
     def __post_init__(self) -> None:
         labels = (self.mapping.uuid, self.shard_id)
@@ -182,7 +184,7 @@ class Processor:
                     return [(start, mid), (mid, end)]
                 reason = "function_error"
             else:
-                failed_at = (first_failure(result.payload, records, start, end)
+                failed_at = (first_failure(result.payload, records, start, end, ctx.item_key)
                              if mapping.report_batch_item_failures else SUCCESS)
                 if failed_at == SUCCESS:
                     self._finish(ctx, records, start, end)

@@ -7,8 +7,6 @@ import json
 import random
 from typing import Any, NamedTuple
 
-import pytest
-
 from tests.unit.test_batching import all_impls, impl  # noqa: F401  (fixture)
 
 
