@@ -195,6 +195,7 @@ TUNING_RANGES: Final[dict[str, tuple[float, float]]] = {
     "checkpoint_flush_seconds": (0.0, 60.0),
     "drain_grace_seconds": (0.0, 3600.0),
     "destination_attempts": (1, 100),
+    "kafka_session_timeout_seconds": (1.0, 300.0),
 }
 """Inclusive (min, max) for every TuningConfig field."""
 

@@ -69,6 +69,7 @@ class TuningConfig:
     checkpoint_flush_seconds: float = 0.2  # coalescing of checkpoint writes
     drain_grace_seconds: float = 30.0  # SIGTERM: time to finish in-flight batches
     destination_attempts: int = 5  # attempts to deliver one on-failure record
+    kafka_session_timeout_seconds: float = 10.0  # a dead consumer's partitions move after this
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from poller.observability.server import ObservabilityServer
 from poller.processing.checkpoint import CheckpointWriter
 from poller.processing.pipeline import ShardPipeline
 from poller.processing.processor import Processor, ShardContext
+from poller.sources.kafka import KafkaMapping
 from poller.sources.kinesis import KinesisApi, KinesisMapping
 
 log = structlog.get_logger(__name__)
@@ -35,6 +36,7 @@ class Service:
         self.store = SqliteStore(config.state.path)
         self.writer = CheckpointWriter(self.store, config.tuning.checkpoint_flush_seconds)
         self.mappings: dict[str, KinesisMapping] = {}
+        self.kafka_mappings: dict[str, KafkaMapping] = {}
         self._invokers: list[Invoker] = []
         self._destinations: list[Destination] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -49,7 +51,9 @@ class Service:
 
     def readiness(self) -> tuple[bool, str]:
         lines, ready = [], True
-        for uuid, m in self.mappings.items():
+        runners: list[tuple[str, KinesisMapping | KafkaMapping]] = [
+            *self.mappings.items(), *self.kafka_mappings.items()]
+        for uuid, m in runners:
             lines.append(f"{uuid}: {m.status.state} ({m.status.reason})")
             if m.mapping.enabled and not m.polling:
                 ready = False
@@ -73,7 +77,8 @@ class Service:
                 log.info("mapping_disabled", mapping=mapping.uuid)
                 continue
             await self._start_mapping(mapping)
-        log.info("poller_started", mappings=len(self.mappings), metrics_port=self.metrics_port)
+        log.info("poller_started", mappings=len(self.mappings) + len(self.kafka_mappings),
+                 metrics_port=self.metrics_port)
 
     async def _start_mapping(self, mapping: Mapping) -> None:
         assert self._clients is not None and self._http is not None
@@ -84,6 +89,11 @@ class Service:
             destination = make_destination(mapping.on_failure_destination, self._clients)
             self._destinations.append(destination)
         processor = Processor(mapping, invoker, destination, self.config.tuning)
+        if mapping.kafka is not None:
+            kafka = KafkaMapping(mapping, processor, self.config.tuning)
+            self.kafka_mappings[mapping.uuid] = kafka
+            self._tasks.append(asyncio.create_task(kafka.run(), name=f"mapping-{mapping.uuid}"))
+            return
         client = AwsJsonClient(service="kinesis", signing_name="kinesis",
                                target_prefix="Kinesis_20131202", json_version="1.1",
                                aws=self.config.aws, session=self._http)
@@ -110,6 +120,7 @@ class Service:
         grace = self.config.tuning.drain_grace_seconds
         log.info("poller_draining", grace_seconds=grace)
         await asyncio.gather(*(m.stop(grace) for m in self.mappings.values()),
+                             *(m.stop(grace) for m in self.kafka_mappings.values()),
                              return_exceptions=True)
         for t in self._tasks:
             t.cancel()
