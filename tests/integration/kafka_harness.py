@@ -3,10 +3,12 @@ reads Kafka events, and mappings/configs for the real service."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from poller.config_model import (
     StateConfig,
     Target,
 )
+from poller.functionhost import FunctionHost
 from tests.helpers import unique_name
 from tests.integration.pipeline_harness import FAST
 
@@ -72,6 +75,21 @@ async def committed(bootstrap: str, group: str, topic: str, partitions: int) -> 
         return out
     finally:
         await consumer.stop()
+
+
+async def wait_committed(bootstrap: str, group: str, topic: str, offset: int,
+                         timeout: float = 20.0, partition: int = 0) -> None:  # noqa: ASYNC109
+    """Waits until the group's committed offset of ``partition`` is ``offset``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        got = (await committed(bootstrap, group, topic, partition + 1)).get(partition)
+        if got == offset:
+            return
+        if loop.time() >= deadline:
+            raise AssertionError(f"committed offset of {topic}-{partition} is {got}, "
+                                 f"expected {offset}")
+        await asyncio.sleep(0.1)
 
 
 @dataclass
@@ -142,3 +160,13 @@ def kafka_config(mapping: Mapping, lambda_endpoint: str, state: Path,
     return Config(mappings=(mapping,), aws=AwsConfig(region="us-east-1", services=services),
                   state=StateConfig(path=str(state)), metrics=MetricsConfig(port=0),
                   tuning=fast)
+
+
+@contextlib.asynccontextmanager
+async def kafka_function_host(recorder: KafkaRecorder) -> AsyncIterator[FunctionHost]:
+    host = FunctionHost(recorder.handler, concurrency=1000)
+    await host.start()
+    try:
+        yield host
+    finally:
+        await host.stop()

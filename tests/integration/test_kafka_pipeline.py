@@ -20,10 +20,12 @@ from tests.integration.kafka_harness import (
     committed,
     create_topic,
     kafka_config,
+    kafka_function_host,
     kafka_mapping,
     produce,
+    wait_committed,
 )
-from tests.integration.pipeline_harness import counter, function_host, running
+from tests.integration.pipeline_harness import counter, running
 
 RECORD_KEYS = ["topic", "partition", "offset", "timestamp", "timestampType", "key", "value",
                "headers"]
@@ -38,7 +40,7 @@ async def test_event_shape_and_per_partition_order(kafka_bootstrap: str, tmp_pat
                           for i in range(60)],
                          headers=[("trace", b"\x00\xffab"), ("trace", b"")])
     rec = KafkaRecorder()
-    async with function_host(rec) as host:
+    async with kafka_function_host(rec) as host:
         mapping = kafka_mapping(kafka_bootstrap, topic, managed=managed, batch_size=7)
         async with running(kafka_config(mapping, host.endpoint, tmp_path / "s.db")):
             await wait_for(lambda: len(rec.ok) >= 60, 60, message="not all records arrived")
@@ -77,7 +79,7 @@ async def test_record_without_key_has_no_key_field(kafka_bootstrap: str, tmp_pat
     topic = await create_topic(kafka_bootstrap)
     await produce(kafka_bootstrap, topic, [(0, None, b"no-key")])
     rec = KafkaRecorder()
-    async with function_host(rec) as host:
+    async with kafka_function_host(rec) as host:
         mapping = kafka_mapping(kafka_bootstrap, topic)
         async with running(kafka_config(mapping, host.endpoint, tmp_path / "s.db")):
             await wait_for(lambda: rec.ok, 30)
@@ -100,20 +102,16 @@ async def test_partial_batch_response_retries_from_the_reported_offset(
         return {"batchItemFailures": []}
 
     rec = KafkaRecorder(behave)
-    async with function_host(rec) as host:
+    async with kafka_function_host(rec) as host:
         mapping = kafka_mapping(kafka_bootstrap, topic, batch_size=10,
                                 function_response_types=("ReportBatchItemFailures",))
         async with running(kafka_config(mapping, host.endpoint, tmp_path / "s.db")):
             await wait_for(lambda: len(rec.events) >= 2 and len(rec.ok) >= 16, 30)
-            await wait_for(lambda: _committed_is(kafka_bootstrap, mapping.uuid, topic, 10), 10)
+            await wait_committed(kafka_bootstrap, mapping.uuid, topic, 10, timeout=10)
     first, second = rec.events[0], rec.events[1]
     assert [r["offset"] for r in first["records"][f"{topic}-0"]] == list(range(10))
     assert [r["offset"] for r in second["records"][f"{topic}-0"]] == list(range(4, 10))
     assert len(rec.events) == 2
-
-
-async def _committed_is(bootstrap: str, group: str, topic: str, offset: int) -> bool:
-    return (await committed(bootstrap, group, topic, 1)).get(0) == offset
 
 
 async def test_poison_record_bisected_to_the_on_failure_queue(
@@ -128,14 +126,14 @@ async def test_poison_record_bisected_to_the_on_failure_queue(
         return None
 
     rec = KafkaRecorder(behave)
-    async with function_host(rec) as host:
+    async with kafka_function_host(rec) as host:
         mapping = kafka_mapping(kafka_bootstrap, topic, batch_size=8,
                                 bisect_batch_on_function_error=True, maximum_retry_attempts=0,
                                 on_failure_destination=queue_arn)
         async with running(kafka_config(mapping, host.endpoint, tmp_path / "s.db",
                                         moto=moto_endpoint)):
             [message] = await asyncio.to_thread(receive_all, moto_endpoint, queue_url, 1)
-            await wait_for(lambda: _committed_is(kafka_bootstrap, mapping.uuid, topic, 8), 20)
+            await wait_committed(kafka_bootstrap, mapping.uuid, topic, 8, timeout=20)
     assert sorted(rec.ok_values()) == sorted(f"r{i}".encode() for i in range(8) if i != 5)
     doc = json.loads(message["Body"])
     assert doc["requestContext"]["condition"] == "RetryAttemptsExhausted"
@@ -157,16 +155,16 @@ async def test_restart_commits_only_done_offsets_and_resumes_without_loss(
 
     rec = KafkaRecorder(stuck)
     mapping = kafka_mapping(kafka_bootstrap, topic, batch_size=3)
-    async with function_host(rec) as host:
+    async with kafka_function_host(rec) as host:
         async with running(kafka_config(mapping, host.endpoint, tmp_path / "s.db")):
             await wait_for(lambda: sum(1 for s in rec.seen if s.value == b"r6") >= 3, 30)
-    assert await _committed_is(kafka_bootstrap, mapping.uuid, topic, 6)
+    assert (await committed(kafka_bootstrap, mapping.uuid, topic, 1)) == {0: 6}
     await produce(kafka_bootstrap, topic, [(0, None, f"r{i}".encode()) for i in range(10, 14)])
     again = KafkaRecorder()
-    async with function_host(again) as host:
+    async with kafka_function_host(again) as host:
         async with running(kafka_config(mapping, host.endpoint, tmp_path / "s.db")):
             await wait_for(lambda: len(again.ok) >= 8, 30)
-            await wait_for(lambda: _committed_is(kafka_bootstrap, mapping.uuid, topic, 14), 10)
+            await wait_committed(kafka_bootstrap, mapping.uuid, topic, 14, timeout=10)
     assert [s.offset for s in again.seen] == list(range(6, 14))
 
 
@@ -176,11 +174,11 @@ async def test_consumer_group_id_and_latest(kafka_bootstrap: str, tmp_path: Path
     rec = KafkaRecorder()
     group = unique_name("group")
     mapping = kafka_mapping(kafka_bootstrap, topic, group=group, starting_position="LATEST")
-    async with function_host(rec) as host:
+    async with kafka_function_host(rec) as host:
         async with running(kafka_config(mapping, host.endpoint, tmp_path / "s.db")) as svc:
             runner = svc.kafka_mappings[mapping.uuid]
             await wait_for(lambda: runner.pipelines, 30)
             await produce(kafka_bootstrap, topic, [(0, None, b"after")])
             await wait_for(lambda: rec.ok, 30)
-            await wait_for(lambda: _committed_is(kafka_bootstrap, group, topic, 2), 10)
+            await wait_committed(kafka_bootstrap, group, topic, 2, timeout=10)
     assert rec.ok_values() == [b"after"]
