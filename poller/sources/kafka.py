@@ -138,9 +138,18 @@ class KafkaMapping:
         self._base: dict[TopicPartition, int] = {}
         self._last_poll = time.monotonic()
         self._limit = inflight_limit(mapping)
+        self._consumer_factory = consumer_factory
+        self.consumer = self._new_consumer()
+        self.committer = KafkaCommitter(self.consumer, tuning.checkpoint_flush_seconds)
+        m = mapping.uuid
+        self._m_partitions = metrics.shards_owned.labels(m)
+        self._m_errors = metrics.poll_errors.labels(m, "error")
+
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        mapping, tuning = self.mapping, self.tuning
         session_ms = int(tuning.kafka_session_timeout_seconds * 1000)
         position = mapping.starting_position
-        self.consumer = consumer_factory(
+        return self._consumer_factory(
             bootstrap_servers=list(self.source.bootstrap_servers),
             group_id=self.source.consumer_group_id,
             client_id=f"esm-poller-{mapping.uuid}",
@@ -152,10 +161,6 @@ class KafkaMapping:
             rebalance_timeout_ms=int((REVOKE_GRACE_SECONDS + 10) * 1000),
             metadata_max_age_ms=30_000,
         )
-        self.committer = KafkaCommitter(self.consumer, tuning.checkpoint_flush_seconds)
-        m = mapping.uuid
-        self._m_partitions = metrics.shards_owned.labels(m)
-        self._m_errors = metrics.poll_errors.labels(m, "error")
 
     @property
     def polling(self) -> bool:
@@ -255,6 +260,9 @@ class KafkaMapping:
                     await self.consumer.stop()
                 if await sleep_unless(backoff(failures, 1.0, 30.0), self.stopping):
                     return
+                self.consumer = self._new_consumer()
+                self.committer = KafkaCommitter(self.consumer,
+                                                self.tuning.checkpoint_flush_seconds)
         if self.stopping.is_set():
             return
         self.committer.start()

@@ -352,8 +352,8 @@ offsets.topic.num.partitions=1
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
+group.min.session.timeout.ms=1000
 group.consumer.min.session.timeout.ms=1000
-group.classic.min.session.timeout.ms=1000
 log.flush.interval.messages=1000000
 """
 
