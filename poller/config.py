@@ -28,9 +28,11 @@ from poller.config_model import (
     SERVICES,
     AwsConfig,
     Config,
+    KafkaAuth,
     KafkaSource,
     Mapping,
     MetricsConfig,
+    SecretRef,
     ServiceEndpoint,
     StartingPosition,
     StateConfig,
@@ -168,7 +170,7 @@ _OUTPUT_ONLY = (
     "EventSourceMappingArn", "FunctionArn", "LastModified", "LastProcessingResult", "State",
     "StateTransitionReason", "FilterCriteriaError",
 )
-_TOP_FIELDS = ("aws", "state", "metrics", "tuning", "log", "msk", "mappings")
+_TOP_FIELDS = ("aws", "state", "metrics", "tuning", "log", "msk", "secrets", "mappings")
 _AWS_FIELDS = ("region", "endpoint_url", "access_key_id", "secret_access_key", "session_token")
 _SECRET_FIELDS = frozenset({"secret_access_key", "session_token"})
 _TARGET_FIELDS: dict[str, tuple[str, ...]] = {
@@ -708,6 +710,29 @@ def _kafka_key_hint(key: str) -> str | None:
     return _mapping_key_hint(key)
 
 
+def _secrets(c: _Checker, value: object) -> dict[str, SecretRef]:
+    """``secrets: {<secret ARN>: {file: PATH} | {env: NAME}}``: where each secret's JSON is."""
+    if value is None or value is MISSING:
+        return {}
+    if not isinstance(value, dict):
+        c.add("secrets", value, "must map secret ARNs to {file: PATH} or {env: NAME} "
+              f"(got {_type_name(value)})")
+        return {}
+    out: dict[str, SecretRef] = {}
+    for uri, where in value.items():
+        path = _join("secrets", str(uri))
+        d = c.obj(path, where, ("file", "env"))
+        if len(d) != 1:
+            c.add(path, MISSING, "must be {file: PATH} or {env: NAME} (exactly one)")
+            continue
+        [(kind, name)] = d.items()
+        text = c.str_(_join(path, kind), name, required=True,
+                      expected="a file path" if kind == "file" else "a variable name")
+        if text:
+            out[str(uri)] = SecretRef(cast(Literal["file", "env"], kind), text)
+    return out
+
+
 def _msk(c: _Checker, value: object) -> dict[str, tuple[str, ...]]:
     d = c.obj("msk", value, ("clusters",))
     raw = d.get("clusters")
@@ -748,7 +773,8 @@ def _bootstrap_servers(c: _Checker, path: str, value: object) -> tuple[str, ...]
 
 
 def _kafka_source(c: _Checker, path: str, d: dict[str, object],
-                  msk: dict[str, tuple[str, ...]], region: str) -> tuple[str, KafkaSource] | None:
+                  msk: dict[str, tuple[str, ...]], region: str,
+                  secrets: dict[str, SecretRef]) -> tuple[str, KafkaSource] | None:
     """(event source ARN or "" for self-managed, the source) of a Kafka mapping."""
 
     def p(key: str) -> str:
@@ -822,6 +848,7 @@ def _kafka_source(c: _Checker, path: str, d: dict[str, object],
                    expected="1 to 200 of a-z A-Z 0-9 space - / * : _ + = . @")
 
     access: list[tuple[str, str]] = []
+    auth: list[KafkaAuth] = []
     raw_access = d.get("SourceAccessConfigurations")
     apath = p("SourceAccessConfigurations")
     if raw_access is not None:
@@ -835,11 +862,24 @@ def _kafka_source(c: _Checker, path: str, d: dict[str, object],
                                 _KAFKA_ACCESS_TYPES, None, required=True)
                 uri = c.str_(_join(ipath, "URI"), item_d.get("URI", MISSING), required=True,
                              max_len=200, expected="1 to 200 characters")
-                if access_type in _KAFKA_AUTH_TYPES:
-                    c.add(_join(ipath, "Type"), access_type, "Kafka authentication is not "
-                          "supported yet by esm-poller (plaintext brokers only); remove it")
+                if access_type in _KAFKA_AUTH_TYPES and uri:
+                    if managed and access_type in ("BASIC_AUTH", "SASL_SCRAM_256_AUTH"):
+                        c.add(_join(ipath, "Type"), access_type, "Amazon MSK supports "
+                              "SASL_SCRAM_512_AUTH and CLIENT_CERTIFICATE_TLS_AUTH; "
+                              f"{access_type} is for self-managed Kafka")
+                    elif uri not in secrets:
+                        c.add(_join(ipath, "URI"), uri, "esm-poller reads this secret's JSON "
+                              "from a file or an environment variable: add it under secrets "
+                              "(secrets: {<URI>: {file: PATH}} or {<URI>: {env: NAME}})")
+                    else:
+                        auth.append(KafkaAuth(access_type, uri, secrets[uri]))
                 elif access_type and uri:
                     access.append((access_type, uri))
+            client_auth = [a.type for a in auth if a.type != "SERVER_ROOT_CA_CERTIFICATE"]
+            if len(client_auth) > 1 or len(auth) - len(client_auth) > 1:
+                c.add(apath, MISSING, "may hold at most one of BASIC_AUTH, "
+                      "SASL_SCRAM_256_AUTH, SASL_SCRAM_512_AUTH, CLIENT_CERTIFICATE_TLS_AUTH "
+                      "and at most one SERVER_ROOT_CA_CERTIFICATE")
 
     pd = c.obj(p("ProvisionedPollerConfig"), d.get("ProvisionedPollerConfig"),
                ("MinimumPollers", "MaximumPollers", "PollerGroupName"))
@@ -862,7 +902,7 @@ def _kafka_source(c: _Checker, path: str, d: dict[str, object],
     return arn, KafkaSource(topic=topic, bootstrap_servers=servers,
                             consumer_group_id=group or "", managed=managed,
                             region=(arn.split(":")[3] if arn else region),
-                            access=tuple(access))
+                            access=tuple(access), auth=tuple(auth))
 
 
 def _function_name(c: _Checker, path: str, value: object, source_arn: str | None) -> str | None:
@@ -1074,7 +1114,7 @@ def _target(c: _Checker, path: str, value: object, function_name: str | None) ->
 
 
 def _mapping(c: _Checker, path: str, value: object, msk: dict[str, tuple[str, ...]],
-             region: str) -> Mapping | None:
+             region: str, secrets: dict[str, SecretRef]) -> Mapping | None:
     if not isinstance(value, dict):
         c.add(path, value, "must be a mapping of CreateEventSourceMapping parameters "
               f"(got {_type_name(value)})")
@@ -1094,7 +1134,7 @@ def _mapping(c: _Checker, path: str, value: object, msk: dict[str, tuple[str, ..
     kafka: KafkaSource | None = None
     source_arn: str | None
     if is_kafka:
-        got = _kafka_source(c, path, d, msk, region)
+        got = _kafka_source(c, path, d, msk, region, secrets)
         source_arn, kafka = got if got is not None else (None, None)
     else:
         source_arn = _event_source_arn(c, p("EventSourceArn"), f("EventSourceArn"))
@@ -1218,6 +1258,7 @@ def parse_config(data: object, source: str = "<config>",
     tuning = _tuning(c, top.get("tuning"))
     log_level, log_format = _log(c, top.get("log"))
     msk = _msk(c, top.get("msk"))
+    secrets = _secrets(c, top.get("secrets"))
 
     raw = top.get("mappings")
     mappings: list[Mapping] = []
@@ -1231,7 +1272,7 @@ def parse_config(data: object, source: str = "<config>",
         seen_uuid: dict[str, int] = {}
         seen_pair: dict[tuple[str, str], Mapping] = {}
         for i, item in enumerate(raw):
-            m = _mapping(c, f"mappings[{i}]", item, msk, aws.region)
+            m = _mapping(c, f"mappings[{i}]", item, msk, aws.region, secrets)
             if m is None:
                 continue
             if m.uuid in seen_uuid:

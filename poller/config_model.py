@@ -84,6 +84,24 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class SecretRef:
+    """Where a SourceAccessConfigurations secret's JSON comes from: a file or an environment
+    variable (``secrets`` in the config file, keyed by the secret ARN)."""
+
+    kind: Literal["file", "env"]
+    name: str  # the file path or the variable name
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaAuth:
+    """A SourceAccessConfigurations entry that authenticates (Type, URI, its secret)."""
+
+    type: str  # BASIC_AUTH, SASL_SCRAM_256_AUTH, ..., SERVER_ROOT_CA_CERTIFICATE
+    uri: str
+    secret: SecretRef
+
+
+@dataclass(frozen=True, slots=True)
 class KafkaSource:
     """A Kafka event source: Amazon MSK (``managed``, by cluster ARN) or self-managed."""
 
@@ -94,6 +112,7 @@ class KafkaSource:
     region: str = "us-east-1"  # self-managed sources have no ARN to take it from
     # SourceAccessConfigurations accepted without effect here (VPC_SUBNET, VPC_SECURITY_GROUP)
     access: tuple[tuple[str, str], ...] = ()
+    auth: tuple[KafkaAuth, ...] = ()  # at most one client auth, plus a server root CA
 
     @property
     def bootstrap(self) -> str:

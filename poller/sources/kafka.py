@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections.abc import Callable, Collection
 from typing import Any
@@ -28,6 +29,7 @@ from poller.observability import metrics
 from poller.processing.pipeline import ShardPipeline
 from poller.processing.processor import Processor, ShardContext, backoff, sleep_unless
 from poller.records import Record
+from poller.sources.kafka_security import KafkaAuthError, client_security
 from poller.sources.kinesis import STALE_POLL_SECONDS, MappingStatus
 
 log = structlog.get_logger(__name__)
@@ -109,6 +111,17 @@ class KafkaCommitter:
                 await self._task
 
 
+def _problem(exc: BaseException) -> str:
+    """StateTransitionReason-like text for a failure to connect (no secret values)."""
+    if isinstance(exc, KafkaAuthError):
+        return f"PROBLEM: {exc}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "PROBLEM: Lambda failed to authenticate server."
+    if "Authentication" in type(exc).__name__ or "authentication" in str(exc).lower():
+        return "PROBLEM: SASL authentication failed."
+    return f"PROBLEM: Connection error. {type(exc).__name__}: {exc}"
+
+
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, owner: KafkaMapping) -> None:
         self._owner = owner
@@ -139,8 +152,8 @@ class KafkaMapping:
         self._last_poll = time.monotonic()
         self._limit = inflight_limit(mapping)
         self._consumer_factory = consumer_factory
-        self.consumer = self._new_consumer()
-        self.committer = KafkaCommitter(self.consumer, tuning.checkpoint_flush_seconds)
+        self.consumer: AIOKafkaConsumer | None = None
+        self.committer: KafkaCommitter | None = None
         m = mapping.uuid
         self._m_partitions = metrics.shards_owned.labels(m)
         self._m_errors = metrics.poll_errors.labels(m, "error")
@@ -150,6 +163,7 @@ class KafkaMapping:
         session_ms = int(tuning.kafka_session_timeout_seconds * 1000)
         position = mapping.starting_position
         return self._consumer_factory(
+            **client_security(self.source),
             bootstrap_servers=list(self.source.bootstrap_servers),
             group_id=self.source.consumer_group_id,
             client_id=f"esm-poller-{mapping.uuid}",
@@ -161,6 +175,10 @@ class KafkaMapping:
             rebalance_timeout_ms=int((REVOKE_GRACE_SECONDS + 10) * 1000),
             metadata_max_age_ms=30_000,
         )
+
+    def _live(self) -> tuple[AIOKafkaConsumer, KafkaCommitter]:
+        assert self.consumer is not None and self.committer is not None, "not started"
+        return self.consumer, self.committer
 
     @property
     def polling(self) -> bool:
@@ -187,8 +205,9 @@ class KafkaMapping:
         ctx = ShardContext(self.mapping, shard_id, kafka_events.BATCH_INFO_KEY, info,
                            build=build, size=size, extra_bytes=fixed - ENVELOPE_BYTES,
                            item_key=kafka_events.item_key(shard_id))
-        self.committer.register(shard_id, tp)
-        return ShardPipeline(ctx, self._processor, self.committer, self.tuning)
+        _consumer, committer = self._live()
+        committer.register(shard_id, tp)
+        return ShardPipeline(ctx, self._processor, committer, self.tuning)
 
     async def assign(self, assigned: set[TopicPartition]) -> None:
         for tp in sorted(assigned):
@@ -208,14 +227,15 @@ class KafkaMapping:
         """AT_TIMESTAMP applies only where the group has no committed offset yet."""
         ts = self.mapping.starting_position_timestamp
         assert ts is not None
-        fresh = [tp for tp in assigned if await self.consumer.committed(tp) is None]
+        consumer, _committer = self._live()
+        fresh = [tp for tp in assigned if await consumer.committed(tp) is None]
         if not fresh:
             return
-        found = await self.consumer.offsets_for_times({tp: int(ts * 1000) for tp in fresh})
-        ends = await self.consumer.end_offsets(fresh)
+        found = await consumer.offsets_for_times({tp: int(ts * 1000) for tp in fresh})
+        ends = await consumer.end_offsets(fresh)
         for tp in fresh:
             hit = found.get(tp)
-            self.consumer.seek(tp, hit.offset if hit is not None else ends[tp])
+            consumer.seek(tp, hit.offset if hit is not None else ends[tp])
 
     async def revoke(self, revoked: set[TopicPartition]) -> None:
         """Stop the partitions' pipelines (bounded), commit what they finished, drop them."""
@@ -231,7 +251,7 @@ class KafkaMapping:
             log.warning("kafka_revoke_timeout", mapping=self.mapping.uuid, abandoned=len(pending))
             await asyncio.gather(*pending, return_exceptions=True)
         try:
-            await self.committer.flush(set(pipes))
+            await self._live()[1].flush(set(pipes))
         except KafkaError as exc:
             log.warning("kafka_commit_failed", mapping=self.mapping.uuid, error=str(exc),
                         when="revoke")
@@ -245,33 +265,45 @@ class KafkaMapping:
                  partitions=sorted(kafka_events.partition_key(tp.topic, tp.partition)
                                    for tp in pipes))
 
-    async def run(self) -> None:
+    async def _start(self) -> tuple[AIOKafkaConsumer, KafkaCommitter] | None:
+        """A started consumer, subscribed with the rebalance listener; None when stopping."""
         failures = 0
         while not self.stopping.is_set():
+            consumer: AIOKafkaConsumer | None = None
             try:
-                self.consumer.subscribe([self.source.topic], listener=_Listener(self))
-                await self.consumer.start()
-                break
-            except KafkaError as exc:
+                consumer = self._new_consumer()
+                self.consumer = consumer
+                self.committer = KafkaCommitter(consumer, self.tuning.checkpoint_flush_seconds)
+                consumer.subscribe([self.source.topic], listener=_Listener(self))
+                await consumer.start()
+                return consumer, self.committer
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # connection, authentication and secret problems
                 failures += 1
                 self._m_errors.inc()
-                self.status.set("Problem", f"PROBLEM: Connection error. {exc}")
-                with contextlib.suppress(Exception):
-                    await self.consumer.stop()
+                self.status.set("Problem", _problem(exc))
+                log.warning("kafka_start_failed", mapping=self.mapping.uuid,
+                            error=_problem(exc), attempt=failures)
+                if consumer is not None:
+                    with contextlib.suppress(Exception):
+                        await consumer.stop()
                 if await sleep_unless(backoff(failures, 1.0, 30.0), self.stopping):
-                    return
-                self.consumer = self._new_consumer()
-                self.committer = KafkaCommitter(self.consumer,
-                                                self.tuning.checkpoint_flush_seconds)
-        if self.stopping.is_set():
+                    return None
+        return None
+
+    async def run(self) -> None:
+        started = await self._start()
+        if started is None:
             return
-        self.committer.start()
+        consumer, committer = started
+        committer.start()
         self.status.set("Enabled", "polling")
         failures = 0
         while not self.stopping.is_set():
             try:
-                fetched = await self.consumer.getmany(timeout_ms=POLL_TIMEOUT_MS,
-                                                      max_records=MAX_POLL_RECORDS)
+                fetched = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS,
+                                                 max_records=MAX_POLL_RECORDS)
                 failures = 0
                 self.status.set("Enabled", "polling")
             except KafkaError as exc:
@@ -299,18 +331,19 @@ class KafkaMapping:
     def _update_flow(self) -> None:
         """Pause partitions whose pipeline is full, resume those with room; record lag."""
         m = self.mapping.uuid
+        consumer, _committer = self._live()
         for tp, pipe in self.pipelines.items():
             pending = pipe.checkpointer.pending
             if tp in self._paused:
                 if pending < self._limit // 2:
-                    self.consumer.resume(tp)
+                    consumer.resume(tp)
                     self._paused.discard(tp)
             elif pending >= self._limit:
-                self.consumer.pause(tp)
+                consumer.pause(tp)
                 self._paused.add(tp)
             shard = pipe.ctx.shard_id
             metrics.seconds_since_last_poll.labels(m, shard).set(0)
-            high = self.consumer.highwater(tp)
+            high = consumer.highwater(tp)
             checkpoint = pipe.position()
             done = int(checkpoint) + 1 if checkpoint is not None else self._base.get(tp)
             if high is not None and done is not None:
@@ -329,12 +362,14 @@ class KafkaMapping:
         if pending:
             log.warning("drain_timeout", mapping=self.mapping.uuid, abandoned=len(pending))
             await asyncio.gather(*pending, return_exceptions=True)
+        self.pipelines.clear()
+        if self.consumer is None or self.committer is None:
+            return
         await self.committer.close()
         try:
             await self.committer.flush()
         except KafkaError as exc:
             log.warning("kafka_commit_failed", mapping=self.mapping.uuid, error=str(exc),
                         when="stop")
-        self.pipelines.clear()
         with contextlib.suppress(Exception):
             await self.consumer.stop()
