@@ -829,7 +829,7 @@ def _kafka_source(c: _Checker, path: str, d: dict[str, object],
     else:
         topic = c.str_(f"{p('Topics')}[0]", topics[0], required=True, max_len=249,
                        pattern=_KAFKA_TOPIC_RE,
-                       expected="a topic name: 1 to 249 of a-z A-Z 0-9 . _ -, "
+                       expected="a topic name: 2 to 249 of a-z A-Z 0-9 . _ - (AWS's pattern), "
                                 "not starting with .")
 
     own, other = (("AmazonManagedKafkaEventSourceConfig", "SelfManagedKafkaEventSourceConfig")

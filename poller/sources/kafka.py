@@ -20,7 +20,8 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import KafkaError
+from aiokafka.conn import create_conn
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from poller.batching import ENVELOPE_BYTES, KafkaEncoder, build_framed, framed_size
 from poller.config_model import KafkaSource, Mapping, TuningConfig
@@ -282,15 +283,37 @@ class KafkaMapping:
             except Exception as exc:  # connection, authentication and secret problems
                 failures += 1
                 self._m_errors.inc()
-                self.status.set("Problem", _problem(exc))
+                cause = (await self._diagnose(exc) if isinstance(exc, KafkaConnectionError)
+                         else exc)
+                self.status.set("Problem", _problem(cause))
                 log.warning("kafka_start_failed", mapping=self.mapping.uuid,
-                            error=_problem(exc), attempt=failures)
+                            error=_problem(cause), attempt=failures)
                 if consumer is not None:
                     with contextlib.suppress(Exception):
                         await consumer.stop()
                 if await sleep_unless(backoff(failures, 1.0, 30.0), self.stopping):
                     return None
         return None
+
+    async def _diagnose(self, exc: Exception) -> Exception:
+        """aiokafka reports any failed bootstrap as "Unable to bootstrap"; one direct connection
+        to the first bootstrap server tells authentication and TLS failures apart."""
+        host, _, port = self.source.bootstrap_servers[0].rpartition(":")
+        security = client_security(self.source)
+        try:
+            conn = await create_conn(
+                host, int(port), ssl_context=security.get("ssl_context"),
+                security_protocol=security["security_protocol"],
+                sasl_mechanism=security.get("sasl_mechanism", "PLAIN"),
+                sasl_plain_username=security.get("sasl_plain_username"),
+                sasl_plain_password=security.get("sasl_plain_password"),
+                request_timeout_ms=10_000)
+        except asyncio.CancelledError:
+            raise
+        except Exception as cause:
+            return cause
+        conn.close()
+        return exc  # the bootstrap server answers: the problem was elsewhere
 
     async def run(self) -> None:
         started = await self._start()

@@ -539,8 +539,15 @@ def kafka_auth(server: RunningServer) -> KafkaAuth:
                      (work / "client-key.pem").read_text())
 
 
+def start_kafka_auth(log_dir: Path | None = None,
+                     timeout: float = DEFAULT_START_TIMEOUT) -> RunningServer:
+    """A Kafka broker with SASL_SSL and SSL (client certificate) listeners: ``kafka_auth``."""
+    return start_kafka(log_dir, timeout, auth=True)
+
+
 SERVERS: dict[str, Callable[..., RunningServer]] = {
     "kafka": start_kafka,
+    "kafka-auth": start_kafka_auth,
     "kinesalite": start_kinesalite,
     "kinesis-local": start_kinesis_local,
     "moto": start_moto,

@@ -96,7 +96,7 @@ def test_every_bad_kafka_field_in_one_error() -> None:
         "mappings[0].SelfManagedEventSource.Endpoints.KAFKA_BOOTSTRAP_SERVERS[0]",
         "mappings[0].BatchSize", "mappings[0].StartingPosition",
         "mappings[0].SelfManagedKafkaEventSourceConfig.ConsumerGroupId",
-        "mappings[0].SourceAccessConfigurations[0].Type",
+        "mappings[0].SourceAccessConfigurations[0].URI",
         "mappings[0].DestinationConfig.OnFailure.Destination",
         "mappings[0].ProvisionedPollerConfig.MaximumPollers",
         "mappings[1].EventSourceArn",
@@ -124,3 +124,27 @@ def test_wrong_kind_of_kafka_config_and_msk_cluster_map() -> None:
           "use SelfManagedKafkaEventSourceConfig")
     issue(config(self_managed(), msk={"clusters": {"arn:aws:sqs:x": "a:1"}}),
           "msk.clusters.arn:aws:sqs:x", MISSING, "MSK cluster ARNs")
+
+
+SECRET = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:kafka"
+
+
+def test_auth_needs_its_secret_source_and_one_client_auth() -> None:
+    secrets = {SECRET: {"file": "/run/secrets/kafka.json"}}
+    issue(config(self_managed(SourceAccessConfigurations=[
+        {"Type": "SASL_SCRAM_512_AUTH", "URI": SECRET}])),
+        "mappings[0].SourceAccessConfigurations[0].URI", SECRET, "secrets")
+    issue(config(msk(SourceAccessConfigurations=[{"Type": "BASIC_AUTH", "URI": SECRET}]),
+                 msk=MSK, secrets=secrets),
+          "mappings[0].SourceAccessConfigurations[0].Type", "BASIC_AUTH", "self-managed")
+    issue(config(self_managed(SourceAccessConfigurations=[
+        {"Type": "SASL_SCRAM_512_AUTH", "URI": SECRET},
+        {"Type": "CLIENT_CERTIFICATE_TLS_AUTH", "URI": SECRET}]), secrets=secrets),
+        "mappings[0].SourceAccessConfigurations", MISSING, "at most one")
+    issue(config(self_managed(), secrets={SECRET: {"file": "a", "env": "B"}}),
+          f"secrets.{SECRET}", MISSING, "exactly one")
+    m = only(msk(SourceAccessConfigurations=[
+        {"Type": "CLIENT_CERTIFICATE_TLS_AUTH", "URI": SECRET}]), msk=MSK, secrets=secrets)
+    assert m.kafka is not None
+    assert [(a.type, a.secret.kind, a.secret.name) for a in m.kafka.auth] == [
+        ("CLIENT_CERTIFICATE_TLS_AUTH", "file", "/run/secrets/kafka.json")]
