@@ -36,13 +36,15 @@ from poller.sources.kinesis import STALE_POLL_SECONDS, MappingStatus
 log = structlog.get_logger(__name__)
 
 POLL_TIMEOUT_MS = 200
+PAUSED_POLL_TIMEOUT_MS = 10  # while partitions wait for room, look for it often
 MAX_POLL_RECORDS = 10000
 REVOKE_GRACE_SECONDS = 20.0  # in-flight batches of revoked partitions get at most this long
 
 
 def inflight_limit(mapping: Mapping) -> int:
-    """Records read but not done per partition before the partition is paused."""
-    return max(4 * mapping.batch_size, 500)
+    """Records read but not done per partition before the partition is paused (pausing drops
+    aiokafka's prefetched records, which are fetched again on resume: not too often)."""
+    return max(4 * mapping.batch_size, 5000)
 
 
 class KafkaCommitter:
@@ -325,8 +327,9 @@ class KafkaMapping:
         failures = 0
         while not self.stopping.is_set():
             try:
-                fetched = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS,
-                                                 max_records=MAX_POLL_RECORDS)
+                fetched = await consumer.getmany(
+                    timeout_ms=PAUSED_POLL_TIMEOUT_MS if self._paused else POLL_TIMEOUT_MS,
+                    max_records=MAX_POLL_RECORDS)
                 failures = 0
                 self.status.set("Enabled", "polling")
             except KafkaError as exc:
