@@ -176,6 +176,7 @@ _SECRET_FIELDS = frozenset({"secret_access_key", "session_token"})
 _TARGET_FIELDS: dict[str, tuple[str, ...]] = {
     "Type": _TARGET_TYPES, "RoleArn": _TARGET_TYPES, "TimeoutSeconds": _TARGET_TYPES,
     "Qualifier": ("lambda",), "Url": ("http",), "Headers": ("http",), "Handler": ("python",),
+    "KeyParallelism": _TARGET_TYPES,
 }
 _UNSUPPORTED_SOURCES = {
     "dynamodb": "DynamoDB Streams", "sqs": "SQS", "kafka": "Amazon MSK (Kafka)",
@@ -1069,7 +1070,8 @@ def _tags(c: _Checker, path: str, value: object) -> dict[str, str]:
     return tags
 
 
-def _target(c: _Checker, path: str, value: object, function_name: str | None) -> Target:
+def _target(c: _Checker, path: str, value: object, function_name: str | None,
+            kafka: bool = False) -> Target:
     d = c.obj(path, value, tuple(_TARGET_FIELDS))
     ttype = c.choice(_join(path, "Type"), d.get("Type", MISSING), _TARGET_TYPES, "lambda")
     ttype = ttype or "lambda"
@@ -1108,9 +1110,14 @@ def _target(c: _Checker, path: str, value: object, function_name: str | None) ->
                   expected="an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
     timeout = c.num(_join(path, "TimeoutSeconds"), d.get("TimeoutSeconds", MISSING),
                     _DEFAULT_TARGET.timeout_seconds, 0.0, _MAX_TIMEOUT_SECONDS, lo_exclusive=True)
+    lanes = c.int_(_join(path, "KeyParallelism"), d.get("KeyParallelism", MISSING), 1, 1, 10)
+    if lanes > 1 and not kafka:
+        c.add(_join(path, "KeyParallelism"), lanes, "is for Kafka event sources; Kinesis "
+              "mappings use ParallelizationFactor")
+        lanes = 1
     return Target(type=cast(TargetType, ttype), url=url, handler=handler,
                   timeout_seconds=timeout, headers=headers, qualifier=qualifier,
-                  role_arn=role or None)
+                  role_arn=role or None, key_parallelism=lanes)
 
 
 def _mapping(c: _Checker, path: str, value: object, msk: dict[str, tuple[str, ...]],
@@ -1196,7 +1203,7 @@ def _mapping(c: _Checker, path: str, value: object, msk: dict[str, tuple[str, ..
                  expected="a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>) or empty")
     metrics_config = _metrics_config(c, p("MetricsConfig"), f("MetricsConfig"), is_kafka)
     tags = _tags(c, p("Tags"), f("Tags"))
-    target = _target(c, p("Target"), f("Target"), function_name)
+    target = _target(c, p("Target"), f("Target"), function_name, is_kafka)
 
     if len(c.issues) > start or not (source_id and function_name and mapping_uuid):
         return None
@@ -1326,7 +1333,8 @@ def _mapping_line(m: Mapping) -> str:
         position,
         f"BatchSize {m.batch_size}",
         f"window {m.maximum_batching_window_in_seconds}s",
-        f"ParallelizationFactor {m.parallelization_factor}",
+        (f"KeyParallelism {t.key_parallelism}" if m.kafka is not None
+         else f"ParallelizationFactor {m.parallelization_factor}"),
         f"retries {_limit(m.maximum_retry_attempts)}",
         f"max age {_limit(m.maximum_record_age_in_seconds, 's')}",
         f"bisect {'on' if m.bisect_batch_on_function_error else 'off'}",

@@ -81,6 +81,9 @@ class Target:
     headers: dict[str, str] = field(default_factory=dict)  # http only
     qualifier: str | None = None  # lambda: version or alias
     role_arn: str | None = None  # the events' invokeIdentityArn (AWS: the function's role)
+    # beyond AWS, Kafka only: a partition's records in up to 10 lanes by record key (per-key
+    # order kept, the commit is the contiguous watermark); AWS reads a partition serially
+    key_parallelism: int = 1
 
 
 @dataclass(frozen=True, slots=True)

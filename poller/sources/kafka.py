@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ssl
 import time
 from collections.abc import Callable, Collection
@@ -205,7 +206,9 @@ class KafkaMapping:
         def info(records: Any) -> dict[str, Any]:
             return kafka_events.batch_info(source, tp.topic, tp.partition, records)
 
-        ctx = ShardContext(self.mapping, shard_id, kafka_events.BATCH_INFO_KEY, info,
+        lanes = self.mapping.target.key_parallelism
+        ctx = ShardContext(dataclasses.replace(self.mapping, parallelization_factor=lanes),
+                           shard_id, kafka_events.BATCH_INFO_KEY, info,
                            build=build, size=size, extra_bytes=fixed - ENVELOPE_BYTES,
                            item_key=kafka_events.item_key(shard_id))
         _consumer, committer = self._live()

@@ -111,6 +111,8 @@ class KafkaRecorder:
     events: list[dict[str, Any]] = field(default_factory=list)
     seen: list[KafkaSeen] = field(default_factory=list)
     ok: list[KafkaSeen] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def handler(self, event: dict[str, Any], context: Any) -> Any:
@@ -122,9 +124,15 @@ class KafkaRecorder:
                                base64.b64decode(r["value"]), n)
                      for pk, records in event["records"].items() for r in records]
             self.seen.extend(batch)
-        if self.delay:
-            time.sleep(self.delay)
-        result = self.behave(event, batch) if self.behave else None
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                time.sleep(self.delay)
+            result = self.behave(event, batch) if self.behave else None
+        finally:
+            with self.lock:
+                self.in_flight -= 1
         with self.lock:
             self.ok.extend(batch)
         return result

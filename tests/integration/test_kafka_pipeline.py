@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from poller.config_model import Target
 from poller.observability import metrics
 from tests.helpers import create_queue, receive_all, unique_name, wait_for
 from tests.integration.kafka_harness import (
@@ -182,3 +183,23 @@ async def test_consumer_group_id_and_latest(kafka_bootstrap: str, tmp_path: Path
             await wait_for(lambda: rec.ok, 30)
             await wait_committed(kafka_bootstrap, group, topic, 2, timeout=10)
     assert rec.ok_values() == [b"after"]
+
+
+async def test_key_parallelism_keeps_per_key_order_in_one_partition(kafka_bootstrap: str,
+                                                                   tmp_path: Path) -> None:
+    topic = await create_topic(kafka_bootstrap)
+    await produce(kafka_bootstrap, topic,
+                  [(0, f"k{i % 6}".encode(), f"r{i}".encode()) for i in range(60)])
+    rec = KafkaRecorder(delay=0.05)
+    mapping = kafka_mapping(kafka_bootstrap, topic, batch_size=5,
+                            target=Target(type="lambda", key_parallelism=4))
+    async with kafka_function_host(rec) as host:
+        async with running(kafka_config(mapping, host.endpoint, tmp_path / "s.db")):
+            await wait_for(lambda: len(rec.ok) >= 60, 60)
+            await wait_committed(kafka_bootstrap, mapping.uuid, topic, 60)
+    assert rec.max_in_flight > 1, "one partition's keys ran in parallel lanes"
+    assert rec.max_in_flight <= 4
+    assert sorted(rec.ok_values()) == sorted(f"r{i}".encode() for i in range(60))
+    for k in range(6):
+        offsets = [s.offset for s in rec.seen if s.key == f"k{k}".encode()]
+        assert offsets == sorted(offsets) == list(range(k, 60, 6))

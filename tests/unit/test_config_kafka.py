@@ -60,6 +60,19 @@ def test_msk_by_cluster_arn_with_bootstrap_servers_from_config() -> None:
     issue(config(msk()), "mappings[0].EventSourceArn", CLUSTER, "msk.clusters")
 
 
+def test_key_parallelism_is_a_kafka_target_extension() -> None:
+    m = only(self_managed(Target={"Type": "python", "Handler": "m:f", "KeyParallelism": 4}))
+    assert m.target.key_parallelism == 4 and m.parallelization_factor == 1
+    assert "KeyParallelism 4" in summary(parse(config(self_managed(
+        Target={"KeyParallelism": 4}))))
+    issue(config(self_managed(Target={"KeyParallelism": 11})),
+          "mappings[0].Target.KeyParallelism", 11, "from 1 to 10")
+    issue(config({"EventSourceArn": "arn:aws:kinesis:us-east-1:000000000000:stream/s",
+                  "FunctionName": "f", "StartingPosition": "LATEST",
+                  "Target": {"KeyParallelism": 2}}),
+          "mappings[0].Target.KeyParallelism", 2, "ParallelizationFactor")
+
+
 def test_window_and_infinite_retry_cap_with_destination() -> None:
     m = only(self_managed(MaximumBatchingWindowInSeconds=0,
                           DestinationConfig={"OnFailure": {"Destination": QUEUE}}))
