@@ -980,8 +980,12 @@ def _destination(c: _Checker, path: str, value: object, kafka: bool = False) -> 
         return None
     if arn.startswith("kafka://"):
         if kafka:
-            c.add(path, arn, "Kafka topic on-failure destinations are not supported yet by "
-                  f"esm-poller; must be {expected}")
+            topic = arn.removeprefix("kafka://")
+            if _KAFKA_TOPIC_RE.fullmatch(topic) is None or len(topic) > 249:
+                c.add(path, arn, "must be kafka://<topic> with a topic name of 2 to 249 of "
+                      "a-z A-Z 0-9 . _ -")
+                return None
+            return arn
         else:
             c.add(path, arn, "Kafka topic destinations are only for Kafka event sources; "
                   f"must be {expected}")
@@ -1186,6 +1190,10 @@ def _mapping(c: _Checker, path: str, value: object, msk: dict[str, tuple[str, ..
     bisect = c.bool_(p("BisectBatchOnFunctionError"), f("BisectBatchOnFunctionError"), False)
     parallel = c.int_(p("ParallelizationFactor"), f("ParallelizationFactor"), 1, 1, 10)
     destination = _destination(c, p("DestinationConfig"), f("DestinationConfig"), is_kafka)
+    if (destination and kafka is not None
+            and destination.removeprefix("kafka://") == kafka.topic):
+        c.add(p("DestinationConfig.OnFailure.Destination"), destination,
+              "must not be the source topic (Lambda rejects this to avoid recursion)")
     if is_kafka and destination and retries == -1:
         retries = _KAFKA_RETRY_CAP
     response_types = _response_types(c, p("FunctionResponseTypes"), f("FunctionResponseTypes"))

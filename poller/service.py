@@ -16,6 +16,7 @@ from poller.awsjson import AwsJsonClient, resolve_credentials
 from poller.config_model import Config, Mapping
 from poller.destinations import Destination
 from poller.destinations.factory import make_destination
+from poller.destinations.kafka import KafkaTopicDestination
 from poller.events import kinesis as kinesis_events
 from poller.invokers import Invoker
 from poller.invokers.factory import make_invoker
@@ -86,7 +87,12 @@ class Service:
         self._invokers.append(invoker)
         destination: Destination | None = None
         if mapping.on_failure_destination:
-            destination = make_destination(mapping.on_failure_destination, self._clients)
+            if mapping.on_failure_destination.startswith("kafka://"):
+                assert mapping.kafka is not None
+                destination = KafkaTopicDestination(mapping.on_failure_destination,
+                                                    mapping.kafka)
+            else:
+                destination = make_destination(mapping.on_failure_destination, self._clients)
             self._destinations.append(destination)
         processor = Processor(mapping, invoker, destination, self.config.tuning)
         if mapping.kafka is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from poller.config_model import Target
 from poller.observability import metrics
@@ -203,3 +204,37 @@ async def test_key_parallelism_keeps_per_key_order_in_one_partition(kafka_bootst
     for k in range(6):
         offsets = [s.offset for s in rec.seen if s.key == f"k{k}".encode()]
         assert offsets == sorted(offsets) == list(range(k, 60, 6))
+
+
+async def test_poison_record_to_a_kafka_topic_destination(kafka_bootstrap: str,
+                                                          tmp_path: Path) -> None:
+    topic = await create_topic(kafka_bootstrap)
+    dlt = await create_topic(kafka_bootstrap, prefix="dlt")
+    await produce(kafka_bootstrap, topic, [(0, f"k{i}".encode(), f"r{i}".encode())
+                                           for i in range(4)], headers=[("h", b"\x01")])
+
+    def behave(event: dict[str, Any], batch: list[KafkaSeen]) -> Any:
+        if any(s.value == b"r2" for s in batch):
+            raise RuntimeError("poison")
+        return None
+
+    rec = KafkaRecorder(behave)
+    async with kafka_function_host(rec) as host:
+        mapping = kafka_mapping(kafka_bootstrap, topic, batch_size=4,
+                                bisect_batch_on_function_error=True, maximum_retry_attempts=0,
+                                on_failure_destination=f"kafka://{dlt}")
+        async with running(kafka_config(mapping, host.endpoint, tmp_path / "s.db")):
+            await wait_committed(kafka_bootstrap, mapping.uuid, topic, 4)
+    consumer = AIOKafkaConsumer(dlt, bootstrap_servers=kafka_bootstrap,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        [message] = (await consumer.getmany(timeout_ms=10_000)).popitem()[1]
+    finally:
+        await consumer.stop()
+    assert (message.key, message.value) == (b"k2", b"r2")
+    headers = dict(message.headers)
+    assert headers["h"] == b"\x01"
+    doc = json.loads(headers["esm-failure"])
+    assert doc["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert doc["KafkaBatchInfo"]["startOffset"] == 2

@@ -102,7 +102,7 @@ def test_every_bad_kafka_field_in_one_error() -> None:
         BatchSize=10001, StartingPosition="SOMEWHERE",
         SelfManagedKafkaEventSourceConfig={"ConsumerGroupId": "bad#group"},
         SourceAccessConfigurations=[{"Type": "SASL_SCRAM_512_AUTH", "URI": "arn:x"}],
-        DestinationConfig={"OnFailure": {"Destination": "kafka://dlq"}},
+        DestinationConfig={"OnFailure": {"Destination": "kafka://.x"}},
         ProvisionedPollerConfig={"MinimumPollers": 5, "MaximumPollers": 2}),
         self_managed(EventSourceArn=CLUSTER)))}
     assert found == {
@@ -161,3 +161,13 @@ def test_auth_needs_its_secret_source_and_one_client_auth() -> None:
     assert m.kafka is not None
     assert [(a.type, a.secret.kind, a.secret.name) for a in m.kafka.auth] == [
         ("CLIENT_CERTIFICATE_TLS_AUTH", "file", "/run/secrets/kafka.json")]
+
+
+def test_kafka_topic_on_failure_destination() -> None:
+    m = only(self_managed(DestinationConfig={"OnFailure": {"Destination": "kafka://orders-dlt"}}))
+    assert m.on_failure_destination == "kafka://orders-dlt"
+    assert m.maximum_retry_attempts == 10
+    issue(config(self_managed(DestinationConfig={"OnFailure": {"Destination": "kafka://orders"}})),
+          "mappings[0].DestinationConfig.OnFailure.Destination", "kafka://orders", "recursion")
+    issue(config(self_managed(DestinationConfig={"OnFailure": {"Destination": "kafka://.x"}})),
+          "mappings[0].DestinationConfig.OnFailure.Destination", "kafka://.x", "topic name")
