@@ -60,9 +60,21 @@ class Service:
                 ready = False
         return ready, "\n".join(lines) or "no mappings"
 
+    def _needs_aws(self) -> bool:
+        """Kafka mappings with http/python targets and no AWS destination need no credentials."""
+        for m in self.config.mappings:
+            if not m.enabled:
+                continue
+            if m.kafka is None or m.target.type == "lambda":
+                return True
+            if m.on_failure_destination and not m.on_failure_destination.startswith("kafka://"):
+                return True
+        return False
+
     async def start(self) -> None:
         cfg = self.config
-        resolve_credentials(cfg.aws)  # fail fast: invokes would otherwise retry forever
+        if self._needs_aws():
+            resolve_credentials(cfg.aws)  # fail fast: invokes would otherwise retry forever
         await self.store.open()
         self.writer.start()
         self._clients = AwsClients(cfg.aws)
@@ -150,7 +162,8 @@ class Service:
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Run until SIGTERM/SIGINT (or ``stop`` is set), then drain and return."""
-        resolve_credentials(self.config.aws)
+        if self._needs_aws():
+            resolve_credentials(self.config.aws)
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         installed = []

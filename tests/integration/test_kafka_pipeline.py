@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from poller.config_model import Target
 from poller.observability import metrics
@@ -238,3 +238,39 @@ async def test_poison_record_to_a_kafka_topic_destination(kafka_bootstrap: str,
     doc = json.loads(headers["esm-failure"])
     assert doc["requestContext"]["condition"] == "RetryAttemptsExhausted"
     assert doc["KafkaBatchInfo"]["startOffset"] == 2
+
+
+async def test_at_timestamp_starts_at_the_first_record_at_or_after_it(
+        kafka_bootstrap: str, tmp_path: Path) -> None:
+    topic = await create_topic(kafka_bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        base = 1_700_000_000_000
+        for i in range(4):
+            await producer.send_and_wait(topic, f"r{i}".encode(), timestamp_ms=base + i * 1000)
+    finally:
+        await producer.stop()
+    rec = KafkaRecorder()
+    mapping = kafka_mapping(kafka_bootstrap, topic, starting_position="AT_TIMESTAMP",
+                            starting_position_timestamp=(base + 1500) / 1000)
+    async with kafka_function_host(rec) as host:
+        async with running(kafka_config(mapping, host.endpoint, tmp_path / "s.db")):
+            await wait_committed(kafka_bootstrap, mapping.uuid, topic, 4)
+    assert rec.ok_values() == [b"r2", b"r3"]
+    assert rec.events[0]["records"][f"{topic}-0"][0]["timestamp"] == base + 2000
+
+
+async def test_python_target_without_aws_credentials(kafka_bootstrap: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    topic = await create_topic(kafka_bootstrap)
+    await produce(kafka_bootstrap, topic, [(0, None, b"x")] * 3)
+    mapping = kafka_mapping(kafka_bootstrap, topic, target=Target(
+        type="python", handler="tests.functions.noop:async_handler"))
+    async with running(kafka_config(mapping, "http://127.0.0.1:9", tmp_path / "s.db")):
+        await wait_committed(kafka_bootstrap, mapping.uuid, topic, 3)
+    assert counter(metrics.records_processed, mapping.uuid) == 3
