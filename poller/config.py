@@ -106,6 +106,7 @@ _KAFKA_TOPIC_RE = re.compile(r"[^.]([a-zA-Z0-9\-_.]+)")
 _KAFKA_GROUP_RE = re.compile(r"[ a-zA-Z0-9\-/*:_+=.@]{1,200}")
 _KAFKA_SERVER_RE = re.compile(r"[^\s,:]{1,294}:[0-9]{1,5}")
 _POLLER_GROUP_RE = re.compile(r"[a-zA-Z0-9_-]{0,128}")
+_SECRET_ARN_RE = re.compile(rf"arn:{_PARTITION}:secretsmanager:{_REGION}:\d{{12}}:secret:.+")
 _FUNCTION_RE = re.compile(
     rf"(?:arn:(?P<partition>aws[a-zA-Z-]*)?:lambda:)?(?:(?P<region>{_REGION}):)?"
     r"(?:(?P<account>\d{12}):)?(?P<fn>function:)?(?P<name>[a-zA-Z0-9_.-]+)"
@@ -868,12 +869,16 @@ def _kafka_source(c: _Checker, path: str, d: dict[str, object],
                         c.add(_join(ipath, "Type"), access_type, "Amazon MSK supports "
                               "SASL_SCRAM_512_AUTH and CLIENT_CERTIFICATE_TLS_AUTH; "
                               f"{access_type} is for self-managed Kafka")
-                    elif uri not in secrets:
-                        c.add(_join(ipath, "URI"), uri, "esm-poller reads this secret's JSON "
-                              "from a file or an environment variable: add it under secrets "
-                              "(secrets: {<URI>: {file: PATH}} or {<URI>: {env: NAME}})")
-                    else:
+                    elif uri in secrets:
                         auth.append(KafkaAuth(access_type, uri, secrets[uri]))
+                    elif _SECRET_ARN_RE.fullmatch(uri):
+                        auth.append(KafkaAuth(access_type, uri,
+                                              SecretRef("secretsmanager", uri)))
+                    else:
+                        c.add(_join(ipath, "URI"), uri, "must be a Secrets Manager secret ARN "
+                              "(read with GetSecretValue), or be listed under secrets with "
+                              "the file or environment variable holding its JSON "
+                              "(secrets: {<URI>: {file: PATH}} or {<URI>: {env: NAME}})")
                 elif access_type and uri:
                     access.append((access_type, uri))
             client_auth = [a.type for a in auth if a.type != "SERVER_ROOT_CA_CERTIFICATE"]

@@ -11,7 +11,8 @@ from typing import Literal
 
 StartingPosition = Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"]
 TargetType = Literal["lambda", "http", "python"]
-SERVICES = ("kinesis", "lambda", "sqs", "sns", "s3", "dynamodb", "dynamodbstreams", "sts")
+SERVICES = ("kinesis", "lambda", "sqs", "sns", "s3", "dynamodb", "dynamodbstreams", "sts",
+            "secretsmanager")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +90,11 @@ class Target:
 @dataclass(frozen=True, slots=True)
 class SecretRef:
     """Where a SourceAccessConfigurations secret's JSON comes from: a file or an environment
-    variable (``secrets`` in the config file, keyed by the secret ARN)."""
+    variable (``secrets`` in the config file, keyed by the secret ARN), else AWS Secrets
+    Manager (GetSecretValue of the ARN)."""
 
-    kind: Literal["file", "env"]
-    name: str  # the file path or the variable name
+    kind: Literal["file", "env", "secretsmanager"]
+    name: str  # the file path, the variable name or the secret ARN
 
 
 @dataclass(frozen=True, slots=True)

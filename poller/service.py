@@ -60,6 +60,13 @@ class Service:
                 ready = False
         return ready, "\n".join(lines) or "no mappings"
 
+    async def _fetch_secret(self, arn: str) -> str:
+        """A Secrets Manager secret's SecretString (Kafka SourceAccessConfigurations)."""
+        assert self._clients is not None
+        client = await self._clients.client("secretsmanager", arn.split(":")[3])
+        response = await client.get_secret_value(SecretId=arn)
+        return str(response["SecretString"])
+
     def _needs_aws(self) -> bool:
         """Kafka mappings with http/python targets and no AWS destination need no credentials."""
         for m in self.config.mappings:
@@ -68,6 +75,8 @@ class Service:
             if m.kafka is None or m.target.type == "lambda":
                 return True
             if m.on_failure_destination and not m.on_failure_destination.startswith("kafka://"):
+                return True
+            if any(a.secret.kind == "secretsmanager" for a in m.kafka.auth):
                 return True
         return False
 
@@ -102,13 +111,14 @@ class Service:
             if mapping.on_failure_destination.startswith("kafka://"):
                 assert mapping.kafka is not None
                 destination = KafkaTopicDestination(mapping.on_failure_destination,
-                                                    mapping.kafka)
+                                                    mapping.kafka, self._fetch_secret)
             else:
                 destination = make_destination(mapping.on_failure_destination, self._clients)
             self._destinations.append(destination)
         processor = Processor(mapping, invoker, destination, self.config.tuning)
         if mapping.kafka is not None:
-            kafka = KafkaMapping(mapping, processor, self.config.tuning)
+            kafka = KafkaMapping(mapping, processor, self.config.tuning,
+                                 fetch_secret=self._fetch_secret)
             self.kafka_mappings[mapping.uuid] = kafka
             self._tasks.append(asyncio.create_task(kafka.run(), name=f"mapping-{mapping.uuid}"))
             return

@@ -17,7 +17,12 @@ from aiokafka.errors import KafkaError
 
 from poller.config_model import KafkaSource
 from poller.destinations import DestinationError, FailureContext
-from poller.sources.kafka_security import KafkaAuthError, client_security
+from poller.sources.kafka_security import (
+    KafkaAuthError,
+    SecretFetcher,
+    client_security,
+    load_secrets,
+)
 
 FAILURE_HEADER = "esm-failure"
 
@@ -27,17 +32,20 @@ def topic_of(destination: str) -> str:
 
 
 class KafkaTopicDestination:
-    def __init__(self, destination: str, source: KafkaSource) -> None:
+    def __init__(self, destination: str, source: KafkaSource,
+                 fetch_secret: SecretFetcher | None = None) -> None:
         self.topic = topic_of(destination)
         self._source = source
+        self._fetch_secret = fetch_secret
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
 
     async def _started(self) -> AIOKafkaProducer:
         async with self._lock:
             if self._producer is None:
+                secrets = await load_secrets(self._source, self._fetch_secret)
                 producer = AIOKafkaProducer(
-                    **client_security(self._source),
+                    **client_security(self._source, secrets),
                     bootstrap_servers=list(self._source.bootstrap_servers), acks="all",
                     enable_idempotence=True)
                 try:

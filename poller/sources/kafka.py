@@ -31,7 +31,13 @@ from poller.observability import metrics
 from poller.processing.pipeline import ShardPipeline
 from poller.processing.processor import Processor, ShardContext, backoff, sleep_unless
 from poller.records import Record
-from poller.sources.kafka_security import KafkaAuthError, client_security
+from poller.sources.kafka_security import (
+    KafkaAuthError,
+    SecretFetcher,
+    Secrets,
+    client_security,
+    load_secrets,
+)
 from poller.sources.kinesis import STALE_POLL_SECONDS, MappingStatus
 
 log = structlog.get_logger(__name__)
@@ -141,7 +147,8 @@ class KafkaMapping:
     """Reads one Kafka mapping's topic as a member of its consumer group."""
 
     def __init__(self, mapping: Mapping, processor: Processor, tuning: TuningConfig,
-                 consumer_factory: Callable[..., AIOKafkaConsumer] = AIOKafkaConsumer) -> None:
+                 consumer_factory: Callable[..., AIOKafkaConsumer] = AIOKafkaConsumer,
+                 fetch_secret: SecretFetcher | None = None) -> None:
         assert mapping.kafka is not None
         self.mapping = mapping
         self.source: KafkaSource = mapping.kafka
@@ -156,6 +163,8 @@ class KafkaMapping:
         self._last_poll = time.monotonic()
         self._limit = inflight_limit(mapping)
         self._consumer_factory = consumer_factory
+        self._fetch_secret = fetch_secret
+        self._secrets: Secrets = {}
         self.consumer: AIOKafkaConsumer | None = None
         self.committer: KafkaCommitter | None = None
         m = mapping.uuid
@@ -167,7 +176,7 @@ class KafkaMapping:
         session_ms = int(tuning.kafka_session_timeout_seconds * 1000)
         position = mapping.starting_position
         return self._consumer_factory(
-            **client_security(self.source),
+            **client_security(self.source, self._secrets),
             bootstrap_servers=list(self.source.bootstrap_servers),
             group_id=self.source.consumer_group_id,
             client_id=f"esm-poller-{mapping.uuid}",
@@ -277,6 +286,7 @@ class KafkaMapping:
         while not self.stopping.is_set():
             consumer: AIOKafkaConsumer | None = None
             try:
+                self._secrets = await load_secrets(self.source, self._fetch_secret)
                 consumer = self._new_consumer()
                 self.consumer = consumer
                 self.committer = KafkaCommitter(consumer, self.tuning.checkpoint_flush_seconds)
@@ -304,7 +314,7 @@ class KafkaMapping:
         """aiokafka reports any failed bootstrap as "Unable to bootstrap"; one direct connection
         to the first bootstrap server tells authentication and TLS failures apart."""
         host, _, port = self.source.bootstrap_servers[0].rpartition(":")
-        security = client_security(self.source)
+        security = client_security(self.source, self._secrets)
         try:
             conn = await create_conn(
                 host, int(port), ssl_context=security.get("ssl_context"),

@@ -2,7 +2,7 @@
 and SASL/SCRAM over TLS, mutual TLS (CLIENT_CERTIFICATE_TLS_AUTH) and a private server root CA
 (SERVER_ROOT_CA_CERTIFICATE). Each secret is JSON with AWS's keys (``username``/``password``;
 ``certificate``/``privateKey``/``privateKeyPassword``), read from the file or environment
-variable the config's ``secrets`` names for its ARN."""
+variable the config's ``secrets`` names for its ARN, or from AWS Secrets Manager."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import json
 import os
 import ssl
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,42 @@ SASL_MECHANISMS = {
 }
 
 
+SecretFetcher = Callable[[str], Awaitable[str]]  # secret ARN -> SecretString
+Secrets = dict[str, dict[str, Any]]  # URI -> the secret's JSON
+
+
 class KafkaAuthError(Exception):
     """A secret is missing or malformed (the message never contains secret values)."""
+
+
+async def load_secrets(source: KafkaSource, fetch: SecretFetcher | None) -> Secrets:
+    """Every secret the source's SourceAccessConfigurations name, read now."""
+    out: Secrets = {}
+    for auth in source.auth:
+        if auth.secret.kind == "secretsmanager":
+            if fetch is None:
+                raise KafkaAuthError(f"secret {auth.uri}: no Secrets Manager client")
+            try:
+                text = await fetch(auth.secret.name)
+            except KafkaAuthError:
+                raise
+            except Exception as exc:
+                raise KafkaAuthError(f"secret {auth.uri}: GetSecretValue failed: "
+                                     f"{type(exc).__name__}") from None
+            out[auth.uri] = _parse(text, auth.uri, "Secrets Manager value")
+        else:
+            out[auth.uri] = read_secret(auth.secret, auth.uri)
+    return out
+
+
+def _parse(text: str, uri: str, what: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        raise KafkaAuthError(f"secret {uri}: its {what} is not JSON") from None
+    if not isinstance(doc, dict):
+        raise KafkaAuthError(f"secret {uri}: expected a JSON object")
+    return doc
 
 
 def read_secret(ref: SecretRef, uri: str) -> dict[str, Any]:
@@ -36,13 +71,7 @@ def read_secret(ref: SecretRef, uri: str) -> dict[str, Any]:
         raise KafkaAuthError(f"secret {uri}: environment variable {ref.name} is not set") from None
     except OSError as exc:
         raise KafkaAuthError(f"secret {uri}: cannot read {ref.name}: {exc.strerror}") from None
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        raise KafkaAuthError(f"secret {uri}: its {ref.kind} {ref.name} is not JSON") from None
-    if not isinstance(doc, dict):
-        raise KafkaAuthError(f"secret {uri}: expected a JSON object")
-    return doc
+    return _parse(text, uri, f"{ref.kind} {ref.name}")
 
 
 def _field(doc: dict[str, Any], key: str, auth: KafkaAuth) -> str:
@@ -70,15 +99,16 @@ def _load_client_certificate(ctx: ssl.SSLContext, doc: dict[str, Any], auth: Kaf
                                  f"invalid ({type(exc).__name__})") from None
 
 
-def client_security(source: KafkaSource) -> dict[str, Any]:
-    """aiokafka client keyword arguments for the source's authentication."""
+def client_security(source: KafkaSource, secrets: Secrets) -> dict[str, Any]:
+    """aiokafka client keyword arguments for the source's authentication (``secrets`` from
+    ``load_secrets``)."""
     if not source.auth:
         return {"security_protocol": "PLAINTEXT"}
     root = next((a for a in source.auth if a.type == "SERVER_ROOT_CA_CERTIFICATE"), None)
     client = next((a for a in source.auth if a.type != "SERVER_ROOT_CA_CERTIFICATE"), None)
     ctx = ssl.create_default_context()
     if root is not None:
-        ca = _field(read_secret(root.secret, root.uri), "certificate", root)
+        ca = _field(secrets[root.uri], "certificate", root)
         try:
             ctx.load_verify_locations(cadata=ca)
         except (ssl.SSLError, ValueError):
@@ -86,7 +116,7 @@ def client_security(source: KafkaSource) -> dict[str, Any]:
                                  "invalid") from None
     if client is None:
         return {"security_protocol": "SSL", "ssl_context": ctx}
-    doc = read_secret(client.secret, client.uri)
+    doc = secrets[client.uri]
     if client.type == "CLIENT_CERTIFICATE_TLS_AUTH":
         _load_client_certificate(ctx, doc, client)
         return {"security_protocol": "SSL", "ssl_context": ctx}

@@ -158,7 +158,7 @@ def kafka_mapping(bootstrap: str, topic: str, *, managed: bool = False, uuid: st
 def kafka_config(mapping: Mapping, lambda_endpoint: str, state: Path,
                  moto: str | None = None, **tuning: Any) -> Config:
     services = {"lambda": ServiceEndpoint(endpoint_url=lambda_endpoint)}
-    for svc in ("sqs", "sns", "s3"):
+    for svc in ("sqs", "sns", "s3", "secretsmanager"):
         if moto:
             services[svc] = ServiceEndpoint(endpoint_url=moto)
     fast = FAST

@@ -12,7 +12,7 @@ import pytest
 from poller.config import parse_config
 from poller.config_model import KafkaAuth as AuthConfig
 from poller.config_model import SecretRef
-from tests.helpers import wait_for
+from tests.helpers import make_boto3_client, unique_name, wait_for
 from tests.infra.servers import KafkaAuth
 from tests.integration.kafka_harness import (
     KafkaRecorder,
@@ -105,6 +105,29 @@ async def test_unknown_server_certificate_is_a_problem_state(
             assert runner.status.reason == "PROBLEM: Lambda failed to authenticate server."
 
 
+async def test_scram_secret_from_secrets_manager(kafka_auth_broker: tuple[str, KafkaAuth],
+                                                 moto_endpoint: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    plain, auth = kafka_auth_broker
+    sm = make_boto3_client("secretsmanager", moto_endpoint)
+    arn = sm.create_secret(Name=unique_name("kafka-user"), SecretString=json.dumps(
+        {"username": auth.username, "password": auth.password}))["ARN"]
+    monkeypatch.setenv(CA_ENV, json.dumps({"certificate": auth.ca_pem}))
+    topic = await create_topic(plain)
+    await produce(plain, topic, [(0, None, b"from-sm")])
+    mapping = kafka_mapping(auth.sasl_ssl, topic)
+    assert mapping.kafka is not None
+    mapping = replace(mapping, kafka=replace(mapping.kafka, auth=(
+        AuthConfig("SASL_SCRAM_512_AUTH", arn, SecretRef("secretsmanager", arn)),
+        AuthConfig("SERVER_ROOT_CA_CERTIFICATE", "arn:s:ca", SecretRef("env", CA_ENV)))))
+    rec = KafkaRecorder()
+    async with kafka_function_host(rec) as host:
+        async with running(kafka_config(mapping, host.endpoint, tmp_path / "s.db",
+                                        moto=moto_endpoint)):
+            await wait_committed(plain, mapping.uuid, topic, 1)
+    assert rec.ok_values() == [b"from-sm"]
+
+
 def test_config_reads_auth_from_secrets() -> None:
     arn = "arn:aws:secretsmanager:us-east-1:000000000000:secret:kafka-user"
     cfg = parse_config({
@@ -119,3 +142,11 @@ def test_config_reads_auth_from_secrets() -> None:
     assert kafka is not None
     assert kafka.auth == (AuthConfig("SASL_SCRAM_256_AUTH", arn,
                                      SecretRef("env", "KAFKA_USER_SECRET")),)
+    cfg = parse_config({"mappings": [{
+        "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["h:9096"]}},
+        "Topics": ["orders"], "FunctionName": "f", "StartingPosition": "LATEST",
+        "SourceAccessConfigurations": [{"Type": "SASL_SCRAM_256_AUTH", "URI": arn}],
+    }]}, env={})
+    kafka = cfg.mappings[0].kafka
+    assert kafka is not None
+    assert kafka.auth[0].secret == SecretRef("secretsmanager", arn)

@@ -145,8 +145,12 @@ SECRET = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:kafka"
 def test_auth_needs_its_secret_source_and_one_client_auth() -> None:
     secrets = {SECRET: {"file": "/run/secrets/kafka.json"}}
     issue(config(self_managed(SourceAccessConfigurations=[
-        {"Type": "SASL_SCRAM_512_AUTH", "URI": SECRET}])),
-        "mappings[0].SourceAccessConfigurations[0].URI", SECRET, "secrets")
+        {"Type": "SASL_SCRAM_512_AUTH", "URI": "kafka-user"}])),
+        "mappings[0].SourceAccessConfigurations[0].URI", "kafka-user",
+        "Secrets Manager secret ARN", "secrets")
+    m = only(self_managed(SourceAccessConfigurations=[
+        {"Type": "SASL_SCRAM_512_AUTH", "URI": SECRET}]))
+    assert m.kafka is not None and m.kafka.auth[0].secret.kind == "secretsmanager"
     issue(config(msk(SourceAccessConfigurations=[{"Type": "BASIC_AUTH", "URI": SECRET}]),
                  msk=MSK, secrets=secrets),
           "mappings[0].SourceAccessConfigurations[0].Type", "BASIC_AUTH", "self-managed")
