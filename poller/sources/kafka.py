@@ -51,7 +51,7 @@ REVOKE_GRACE_SECONDS = 20.0  # in-flight batches of revoked partitions get at mo
 def inflight_limit(mapping: Mapping) -> int:
     """Records read but not done per partition before the partition is paused (pausing drops
     aiokafka's prefetched records, which are fetched again on resume: not too often)."""
-    return max(4 * mapping.batch_size, 5000)
+    return max(4 * mapping.batch_size, 10000)
 
 
 class KafkaCommitter:
@@ -374,7 +374,7 @@ class KafkaMapping:
         for tp, pipe in self.pipelines.items():
             pending = pipe.checkpointer.pending
             if tp in self._paused:
-                if pending < self._limit // 2:
+                if pending < self._limit // 4:
                     consumer.resume(tp)
                     self._paused.discard(tp)
             elif pending >= self._limit:
