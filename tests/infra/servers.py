@@ -73,6 +73,7 @@ class RunningServer:
     _log_file: IO[bytes] | None = field(repr=False, default=None)
     stop_signal: int = signal.SIGTERM
     workdir: Path | None = None  # where a server keeps its state (kafka)
+    remove_on_stop: Path | None = None  # a temporary directory of its own
 
     @property
     def port(self) -> int:
@@ -89,6 +90,8 @@ class RunningServer:
                 self.process.wait(timeout)
         if self._log_file is not None:
             self._log_file.close()
+        if self.remove_on_stop is not None:
+            shutil.rmtree(self.remove_on_stop, ignore_errors=True)
         with _running_lock:
             _running.discard(self)
 
@@ -521,6 +524,8 @@ def start_kafka(
         server = _launch("kafka", argv, port, ready, log_dir=log_dir, timeout=timeout)
         server.endpoint = f"{HOST}:{port}"
         server.workdir = work
+        if workdir is None and log_dir != work:
+            server.remove_on_stop = work
         return server
 
     if ports is not None:
