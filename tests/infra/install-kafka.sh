@@ -10,6 +10,14 @@ if [[ -f $stamp && $stamp -nt pom.xml ]]; then
   exit 0
 fi
 
+if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    echo "test servers (kafka): installing Java and Maven with apt-get"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      default-jdk-headless maven >/dev/null
+  fi
+fi
 command -v java >/dev/null || { echo "java (17+) is required for the Kafka test broker" >&2; exit 1; }
 command -v mvn >/dev/null || { echo "mvn (Maven) is required to fetch the Kafka test broker" >&2; exit 1; }
 
