@@ -17,7 +17,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 
 help:
 	@echo "make install   virtualenv in $(VENV) with esm-poller (editable) and test tools"
-	@echo "make infra     npm test servers (kinesalite, kinesis-local) in tests/infra/node_modules;"
+	@echo "make infra     test servers: npm (kinesalite, kinesis-local), Maven (Kafka broker jars);"
 	@echo "              helm and promtool (go install) in tests/infra/.cache/bin"
 	@echo "make lint      ruff check + mypy"
 	@echo "make test      install, infra, lint, then every test (servers start inside pytest)"
@@ -47,6 +47,7 @@ install: $(INSTALLED)
 
 infra:
 	@tests/infra/install.sh
+	@tests/infra/install-kafka.sh
 	@tests/infra/tools.sh
 
 lint: install
@@ -76,4 +77,4 @@ clean:
 		-o -name __pycache__ -type d -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) tests/infra/node_modules tests/infra/.cache
+	rm -rf $(VENV) tests/infra/node_modules tests/infra/.cache tests/infra/kafka/lib

@@ -16,6 +16,7 @@ Shortest use::
 
 from __future__ import annotations
 
+import binascii
 import json
 import math
 import os
@@ -30,12 +31,16 @@ __all__ = [
     "ENVELOPE_BYTES",
     "IMPLEMENTATION",
     "MAX_PAYLOAD_BYTES",
+    "KafkaEncoder",
     "KinesisEncoder",
+    "PyKafkaEncoder",
     "PyKinesisEncoder",
     "PyRecord",
     "Record",
+    "build_framed",
     "build_payload",
     "extension",
+    "framed_size",
     "payload_size",
     "pure",
     "take_batch",
@@ -112,6 +117,77 @@ class PyKinesisEncoder:
         return out
 
 
+_TIMESTAMP_TYPES = {0: "CREATE_TIME", 1: "LOG_APPEND_TIME"}
+
+
+def _timestamp_type(kind: int) -> str:
+    return '"' + _TIMESTAMP_TYPES.get(kind, "NO_TIMESTAMP_TYPE") + '"'
+
+
+def _byte_array(value: bytes | None) -> str:
+    if value is None:
+        return "null"
+    return "[" + ",".join([str(b) for b in value]) + "]"
+
+
+class PyKafkaEncoder:
+    """Renders Kafka consumer records (objects with ``topic``, ``partition``, ``offset``,
+    ``timestamp`` (ms), ``timestamp_type`` (0 create, 1 log append), ``key``, ``value`` (bytes or
+    None) and ``headers`` (``(name, bytes)`` pairs), as aiokafka's ConsumerRecord has) as the
+    record objects of a Lambda Kafka event, in AWS's field order. A record without a key has no
+    ``key`` field; a record without a value (tombstone) has ``"value":null``."""
+
+    __slots__ = ("_head",)
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self._head = '{"topic":' + _json_str(topic) + ',"partition":' + str(int(partition))
+
+    def encode(self, raw: Sequence[Any]) -> list[PyRecord]:
+        head = self._head
+        out: list[PyRecord] = []
+        append = out.append
+        for item in raw:
+            offset = int(item.offset)
+            timestamp = int(item.timestamp)
+            key = item.key
+            value = item.value
+            key_b64 = "" if key is None else binascii.b2a_base64(key, newline=False).decode()
+            parts = [head, ',"offset":', str(offset), ',"timestamp":', str(timestamp),
+                     ',"timestampType":', _timestamp_type(item.timestamp_type)]
+            if key is not None:
+                parts += (',"key":"', key_b64, '"')
+            if value is None:
+                parts.append(',"value":null')
+            else:
+                parts += (',"value":"', binascii.b2a_base64(value, newline=False).decode(), '"')
+            parts.append(',"headers":[')
+            for i, (name, data) in enumerate(item.headers or ()):
+                parts += ("," if i else "", "{", _json_str(name), ":", _byte_array(data), "}")
+            parts.append("]}")
+            append(PyRecord(offset, str(offset), key_b64, timestamp / 1000.0,
+                            "".join(parts).encode("ascii")))
+        return out
+
+
+def py_framed_size(records: Sequence[PyRecord], start: int = 0, end: int | None = None,
+                   fixed_bytes: int = 0) -> int:
+    """Size of ``build_framed(head, records, start, end, tail)`` with len(head + tail) ==
+    ``fixed_bytes``."""
+    span = _bounds(len(records), start, end)
+    total = fixed_bytes + max(len(span) - 1, 0)
+    for i in span:
+        total += len(records[i].fragment)
+    return total
+
+
+def py_build_framed(head: bytes, records: Sequence[PyRecord], start: int = 0,
+                    end: int | None = None, tail: bytes = b"") -> bytes:
+    """``head``, the fragments of records[start:end] joined by commas, ``tail``."""
+    span = _bounds(len(records), start, end)
+    body = b",".join([records[i].fragment for i in span])
+    return b"".join((head, body, tail))
+
+
 def _bounds(n: int, start: int, end: int | None) -> range:
     return range(n)[start:end]
 
@@ -156,7 +232,10 @@ def py_take_batch(buffer: deque[PyRecord], max_count: int, max_bytes: int,
 pure = types.SimpleNamespace(
     Record=PyRecord,
     KinesisEncoder=PyKinesisEncoder,
+    KafkaEncoder=PyKafkaEncoder,
     build_payload=py_build_payload,
+    build_framed=py_build_framed,
+    framed_size=py_framed_size,
     payload_size=py_payload_size,
     take_batch=py_take_batch,
     MAX_PAYLOAD_BYTES=PY_MAX_PAYLOAD_BYTES,
@@ -185,9 +264,12 @@ if TYPE_CHECKING:
     from poller._fastbatch import (
         ENVELOPE_BYTES,
         MAX_PAYLOAD_BYTES,
+        KafkaEncoder,
         KinesisEncoder,
         Record,
+        build_framed,
         build_payload,
+        framed_size,
         payload_size,
         take_batch,
     )
@@ -197,6 +279,9 @@ else:
     _chosen = extension if extension is not None else pure
     Record = _chosen.Record
     KinesisEncoder = _chosen.KinesisEncoder
+    KafkaEncoder = _chosen.KafkaEncoder
+    build_framed = _chosen.build_framed
+    framed_size = _chosen.framed_size
     build_payload = _chosen.build_payload
     payload_size = _chosen.payload_size
     take_batch = _chosen.take_batch

@@ -28,8 +28,11 @@ from poller.config_model import (
     SERVICES,
     AwsConfig,
     Config,
+    KafkaAuth,
+    KafkaSource,
     Mapping,
     MetricsConfig,
+    SecretRef,
     ServiceEndpoint,
     StartingPosition,
     StateConfig,
@@ -99,6 +102,12 @@ _REGION_RE = re.compile(_REGION)
 _ARN_RE = re.compile(rf"arn:({_PARTITION}):([a-zA-Z0-9-]+):({_REGION})?:(\d{{12}})?:(.*)", re.S)
 _KINESIS_STREAM_RE = re.compile(r"stream/([a-zA-Z0-9_.-]{1,128})")
 _KINESIS_CONSUMER_RE = re.compile(r"stream/[^/]+/consumer/.+")
+_MSK_CLUSTER_RE = re.compile(r"cluster/[^/]+/[^/]+")
+_KAFKA_TOPIC_RE = re.compile(r"[^.]([a-zA-Z0-9\-_.]+)")
+_KAFKA_GROUP_RE = re.compile(r"[ a-zA-Z0-9\-/*:_+=.@]{1,200}")
+_KAFKA_SERVER_RE = re.compile(r"[^\s,:]{1,294}:[0-9]{1,5}")
+_POLLER_GROUP_RE = re.compile(r"[a-zA-Z0-9_-]{0,128}")
+_SECRET_ARN_RE = re.compile(rf"arn:{_PARTITION}:secretsmanager:{_REGION}:\d{{12}}:secret:.+")
 _FUNCTION_RE = re.compile(
     rf"(?:arn:(?P<partition>aws[a-zA-Z-]*)?:lambda:)?(?:(?P<region>{_REGION}):)?"
     r"(?:(?P<account>\d{12}):)?(?P<fn>function:)?(?P<name>[a-zA-Z0-9_.-]+)"
@@ -143,16 +152,33 @@ _NOT_FOR_KINESIS = {
     "ProvisionedPollerConfig": "SQS and Kafka",
     "LoggingConfig": "other event sources",
 }
+_KAFKA_FIELDS = (
+    "Topics", "SourceAccessConfigurations", "SelfManagedEventSource",
+    "AmazonManagedKafkaEventSourceConfig", "SelfManagedKafkaEventSourceConfig",
+    "ProvisionedPollerConfig", "LoggingConfig",
+)
+_NOT_FOR_KAFKA = ("ParallelizationFactor", "TumblingWindowInSeconds")
+_MAPPING_FIELDS_KAFKA = (
+    *(f for f in _MAPPING_FIELDS if f not in _NOT_FOR_KAFKA), *_KAFKA_FIELDS,
+)
+_KAFKA_AUTH_TYPES = (
+    "BASIC_AUTH", "SASL_SCRAM_256_AUTH", "SASL_SCRAM_512_AUTH", "CLIENT_CERTIFICATE_TLS_AUTH",
+    "SERVER_ROOT_CA_CERTIFICATE",
+)
+_KAFKA_ACCESS_TYPES = (*_KAFKA_AUTH_TYPES, "VPC_SUBNET", "VPC_SECURITY_GROUP")
+_KAFKA_WINDOW_DEFAULT = 0.5  # MSK and self-managed Kafka: 500 ms until set (whole seconds)
+_KAFKA_RETRY_CAP = 10  # -1 with an on-failure destination: Lambda caps retries at 10
 _OUTPUT_ONLY = (
     "EventSourceMappingArn", "FunctionArn", "LastModified", "LastProcessingResult", "State",
     "StateTransitionReason", "FilterCriteriaError",
 )
-_TOP_FIELDS = ("aws", "state", "metrics", "tuning", "log", "mappings")
+_TOP_FIELDS = ("aws", "state", "metrics", "tuning", "log", "msk", "secrets", "mappings")
 _AWS_FIELDS = ("region", "endpoint_url", "access_key_id", "secret_access_key", "session_token")
 _SECRET_FIELDS = frozenset({"secret_access_key", "session_token"})
 _TARGET_FIELDS: dict[str, tuple[str, ...]] = {
     "Type": _TARGET_TYPES, "RoleArn": _TARGET_TYPES, "TimeoutSeconds": _TARGET_TYPES,
     "Qualifier": ("lambda",), "Url": ("http",), "Headers": ("http",), "Handler": ("python",),
+    "KeyParallelism": _TARGET_TYPES,
 }
 _UNSUPPORTED_SOURCES = {
     "dynamodb": "DynamoDB Streams", "sqs": "SQS", "kafka": "Amazon MSK (Kafka)",
@@ -175,6 +201,7 @@ TUNING_RANGES: Final[dict[str, tuple[float, float]]] = {
     "drain_grace_seconds": (0.0, 3600.0),
     "destination_attempts": (1, 100),
     "max_filters_per_mapping": (5, 10),
+    "kafka_session_timeout_seconds": (1.0, 300.0),
 }
 """Inclusive (min, max) for every TuningConfig field."""
 
@@ -668,6 +695,224 @@ def _event_source_arn(c: _Checker, path: str, value: object) -> str | None:
     return None
 
 
+def _is_kafka(value: dict[Any, Any]) -> bool:
+    """A Kafka mapping: an MSK cluster ARN, or a (non-empty) SelfManagedEventSource."""
+    arn = value.get("EventSourceArn")
+    if isinstance(arn, str) and arn.split(":")[2:3] == ["kafka"]:
+        return True
+    source = value.get("SelfManagedEventSource")
+    return isinstance(source, dict) and bool(source) and not arn
+
+
+def _kafka_key_hint(key: str) -> str | None:
+    if key in _NOT_FOR_KAFKA:
+        return ("does not apply to Kafka event sources (Lambda reads each partition in order, "
+                "one batch at a time); remove it")
+    if key in _NOT_FOR_KINESIS and key not in _KAFKA_FIELDS:
+        return (f"does not apply to Kafka event sources (it is for "
+                f"{_NOT_FOR_KINESIS[key]}); remove it")
+    return _mapping_key_hint(key)
+
+
+def _secrets(c: _Checker, value: object) -> dict[str, SecretRef]:
+    """``secrets: {<secret ARN>: {file: PATH} | {env: NAME}}``: where each secret's JSON is."""
+    if value is None or value is MISSING:
+        return {}
+    if not isinstance(value, dict):
+        c.add("secrets", value, "must map secret ARNs to {file: PATH} or {env: NAME} "
+              f"(got {_type_name(value)})")
+        return {}
+    out: dict[str, SecretRef] = {}
+    for uri, where in value.items():
+        path = _join("secrets", str(uri))
+        d = c.obj(path, where, ("file", "env"))
+        if len(d) != 1:
+            c.add(path, MISSING, "must be {file: PATH} or {env: NAME} (exactly one)")
+            continue
+        [(kind, name)] = d.items()
+        text = c.str_(_join(path, kind), name, required=True,
+                      expected="a file path" if kind == "file" else "a variable name")
+        if text:
+            out[str(uri)] = SecretRef(cast(Literal["file", "env"], kind), text)
+    return out
+
+
+def _msk(c: _Checker, value: object) -> dict[str, tuple[str, ...]]:
+    d = c.obj("msk", value, ("clusters",))
+    raw = d.get("clusters")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        c.add("msk.clusters", raw, "must map MSK cluster ARNs to their bootstrap servers "
+              f"(got {_type_name(raw)})")
+        return {}
+    out: dict[str, tuple[str, ...]] = {}
+    for arn, servers in raw.items():
+        path = _join("msk.clusters", str(arn))
+        m = _ARN_RE.fullmatch(str(arn))
+        if m is None or m.group(2) != "kafka" or _MSK_CLUSTER_RE.fullmatch(m.group(5)) is None:
+            c.add(path, MISSING, "keys must be MSK cluster ARNs "
+                  "(arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid>)")
+            continue
+        if isinstance(servers, str):
+            servers = [s.strip() for s in servers.split(",")]
+        listed = _bootstrap_servers(c, path, servers)
+        if listed:
+            out[str(arn)] = listed
+    return out
+
+
+def _bootstrap_servers(c: _Checker, path: str, value: object) -> tuple[str, ...]:
+    expected = "a list of 1 to 10 host:port strings"
+    if not isinstance(value, list) or not 1 <= len(value) <= 10:
+        c.add(path, value, f"must be {expected}")
+        return ()
+    out = []
+    for i, item in enumerate(value):
+        server = c.str_(f"{path}[{i}]", item, required=True, pattern=_KAFKA_SERVER_RE,
+                        expected="host:port (1 to 300 characters)")
+        if server:
+            out.append(server)
+    return tuple(out) if len(out) == len(value) else ()
+
+
+def _kafka_source(c: _Checker, path: str, d: dict[str, object],
+                  msk: dict[str, tuple[str, ...]], region: str,
+                  secrets: dict[str, SecretRef]) -> tuple[str, KafkaSource] | None:
+    """(event source ARN or "" for self-managed, the source) of a Kafka mapping."""
+
+    def p(key: str) -> str:
+        return _join(path, key)
+
+    arn_value = d.get("EventSourceArn", MISSING)
+    self_managed = d.get("SelfManagedEventSource")
+    managed = self_managed is None
+    ok = True
+    arn = ""
+    servers: tuple[str, ...] = ()
+    if managed:
+        arn = c.str_(p("EventSourceArn"), arn_value, required=True,
+                     expected="an MSK cluster ARN or a SelfManagedEventSource") or ""
+        m = _ARN_RE.fullmatch(arn) if arn else None
+        if arn and (m is None or not m.group(3) or not m.group(4)
+                    or _MSK_CLUSTER_RE.fullmatch(m.group(5)) is None):
+            c.add(p("EventSourceArn"), arn, "must be an MSK cluster ARN "
+                  "arn:aws:kafka:<region>:<12-digit account>:cluster/<name>/<uuid>")
+            ok = False
+        elif arn:
+            servers = msk.get(arn, ())
+            if not servers:
+                c.add(p("EventSourceArn"), arn, "esm-poller needs this cluster's bootstrap "
+                      "servers: add them under msk.clusters (msk: {clusters: {<ARN>: "
+                      '"host:port,host:port"}})')
+                ok = False
+        else:
+            ok = False
+    else:
+        if arn_value not in (MISSING, None, ""):
+            c.add(p("EventSourceArn"), arn_value, "must not be set with "
+                  "SelfManagedEventSource (self-managed Kafka has no event source ARN)")
+            ok = False
+        sd = c.obj(p("SelfManagedEventSource"), self_managed, ("Endpoints",))
+        ed = c.obj(p("SelfManagedEventSource.Endpoints"), sd.get("Endpoints"),
+                   ("KAFKA_BOOTSTRAP_SERVERS",))
+        spath = p("SelfManagedEventSource.Endpoints.KAFKA_BOOTSTRAP_SERVERS")
+        raw_servers = ed.get("KAFKA_BOOTSTRAP_SERVERS", MISSING)
+        if raw_servers is MISSING or raw_servers is None:
+            c.add(spath, MISSING, "is required: a list of 1 to 10 host:port strings")
+        else:
+            servers = _bootstrap_servers(c, spath, raw_servers)
+        ok = ok and bool(servers)
+
+    topics = d.get("Topics", MISSING)
+    topic: str | None = None
+    if topics is MISSING or topics is None:
+        c.add(p("Topics"), MISSING, "is required for Kafka: a list with exactly 1 topic name")
+    elif not isinstance(topics, list) or len(topics) != 1:
+        c.add(p("Topics"), topics, "must be a list with exactly 1 topic name")
+    else:
+        topic = c.str_(f"{p('Topics')}[0]", topics[0], required=True, max_len=249,
+                       pattern=_KAFKA_TOPIC_RE,
+                       expected="a topic name: 2 to 249 of a-z A-Z 0-9 . _ - (AWS's pattern), "
+                                "not starting with .")
+
+    own, other = (("AmazonManagedKafkaEventSourceConfig", "SelfManagedKafkaEventSourceConfig")
+                  if managed else
+                  ("SelfManagedKafkaEventSourceConfig", "AmazonManagedKafkaEventSourceConfig"))
+    if d.get(other) is not None:
+        kind = "self-managed Kafka (SelfManagedEventSource)" if not managed else "Amazon MSK"
+        c.add(p(other), MISSING, f"does not apply to this mapping's source ({kind}); "
+              f"use {own}")
+    gd = c.obj(p(own), d.get(own), ("ConsumerGroupId", "SchemaRegistryConfig"))
+    if gd.get("SchemaRegistryConfig") is not None:
+        c.add(_join(p(own), "SchemaRegistryConfig"), MISSING,
+              "schema registries are not supported yet by esm-poller; remove it")
+    group = c.str_(_join(p(own), "ConsumerGroupId"), gd.get("ConsumerGroupId", MISSING),
+                   pattern=_KAFKA_GROUP_RE,
+                   expected="1 to 200 of a-z A-Z 0-9 space - / * : _ + = . @")
+
+    access: list[tuple[str, str]] = []
+    auth: list[KafkaAuth] = []
+    raw_access = d.get("SourceAccessConfigurations")
+    apath = p("SourceAccessConfigurations")
+    if raw_access is not None:
+        if not isinstance(raw_access, list) or len(raw_access) > 22:
+            c.add(apath, raw_access, "must be a list of at most 22 {Type, URI} items")
+        else:
+            for i, item in enumerate(raw_access):
+                ipath = f"{apath}[{i}]"
+                item_d = c.obj(ipath, item, ("Type", "URI"))
+                access_type = c.choice(_join(ipath, "Type"), item_d.get("Type", MISSING),
+                                _KAFKA_ACCESS_TYPES, None, required=True)
+                uri = c.str_(_join(ipath, "URI"), item_d.get("URI", MISSING), required=True,
+                             max_len=200, expected="1 to 200 characters")
+                if access_type in _KAFKA_AUTH_TYPES and uri:
+                    if managed and access_type in ("BASIC_AUTH", "SASL_SCRAM_256_AUTH"):
+                        c.add(_join(ipath, "Type"), access_type, "Amazon MSK supports "
+                              "SASL_SCRAM_512_AUTH and CLIENT_CERTIFICATE_TLS_AUTH; "
+                              f"{access_type} is for self-managed Kafka")
+                    elif uri in secrets:
+                        auth.append(KafkaAuth(access_type, uri, secrets[uri]))
+                    elif _SECRET_ARN_RE.fullmatch(uri):
+                        auth.append(KafkaAuth(access_type, uri,
+                                              SecretRef("secretsmanager", uri)))
+                    else:
+                        c.add(_join(ipath, "URI"), uri, "must be a Secrets Manager secret ARN "
+                              "(read with GetSecretValue), or be listed under secrets with "
+                              "the file or environment variable holding its JSON "
+                              "(secrets: {<URI>: {file: PATH}} or {<URI>: {env: NAME}})")
+                elif access_type and uri:
+                    access.append((access_type, uri))
+            client_auth = [a.type for a in auth if a.type != "SERVER_ROOT_CA_CERTIFICATE"]
+            if len(client_auth) > 1 or len(auth) - len(client_auth) > 1:
+                c.add(apath, MISSING, "may hold at most one of BASIC_AUTH, "
+                      "SASL_SCRAM_256_AUTH, SASL_SCRAM_512_AUTH, CLIENT_CERTIFICATE_TLS_AUTH "
+                      "and at most one SERVER_ROOT_CA_CERTIFICATE")
+
+    pd = c.obj(p("ProvisionedPollerConfig"), d.get("ProvisionedPollerConfig"),
+               ("MinimumPollers", "MaximumPollers", "PollerGroupName"))
+    low = c.int_(_join(p("ProvisionedPollerConfig"), "MinimumPollers"),
+                 pd.get("MinimumPollers", MISSING), 1, 1, 200)
+    high = c.int_(_join(p("ProvisionedPollerConfig"), "MaximumPollers"),
+                  pd.get("MaximumPollers", MISSING), 200, 1, 2000)
+    if high < low:
+        c.add(_join(p("ProvisionedPollerConfig"), "MaximumPollers"), high,
+              f"must be at least MinimumPollers ({low})")
+    c.str_(_join(p("ProvisionedPollerConfig"), "PollerGroupName"),
+           pd.get("PollerGroupName", MISSING), pattern=_POLLER_GROUP_RE,
+           expected="0 to 128 of a-z A-Z 0-9 _ -")
+    ld = c.obj(p("LoggingConfig"), d.get("LoggingConfig"), ("SystemLogLevel",))
+    c.choice(_join(p("LoggingConfig"), "SystemLogLevel"), ld.get("SystemLogLevel", MISSING),
+             ("DEBUG", "INFO", "WARN"), None)
+
+    if not ok or topic is None:
+        return None
+    return arn, KafkaSource(topic=topic, bootstrap_servers=servers,
+                            consumer_group_id=group or "", managed=managed,
+                            region=(arn.split(":")[3] if arn else region),
+                            access=tuple(access), auth=tuple(auth))
+
+
 def _function_name(c: _Checker, path: str, value: object, source_arn: str | None) -> str | None:
     expected = ("a function name (up to 64 characters), a partial ARN, or a function ARN, "
                 "optionally with :version or :alias, 1 to 256 characters")
@@ -725,7 +970,7 @@ def _starting_timestamp(c: _Checker, path: str, value: object) -> float | None:
     return ts
 
 
-def _destination(c: _Checker, path: str, value: object) -> str | None:
+def _destination(c: _Checker, path: str, value: object, kafka: bool = False) -> str | None:
     d = c.obj(path, value, ("OnFailure", "OnSuccess"))
     on_success = d.get("OnSuccess")
     if on_success is not None:
@@ -741,8 +986,16 @@ def _destination(c: _Checker, path: str, value: object) -> str | None:
     if not arn:
         return None
     if arn.startswith("kafka://"):
-        c.add(path, arn, "Kafka topic destinations are only for Kafka event sources; "
-              f"must be {expected}")
+        if kafka:
+            topic = arn.removeprefix("kafka://")
+            if _KAFKA_TOPIC_RE.fullmatch(topic) is None or len(topic) > 249:
+                c.add(path, arn, "must be kafka://<topic> with a topic name of 2 to 249 of "
+                      "a-z A-Z 0-9 . _ -")
+                return None
+            return arn
+        else:
+            c.add(path, arn, "Kafka topic destinations are only for Kafka event sources; "
+                  f"must be {expected}")
         return None
     m = _ARN_RE.fullmatch(arn)
     service, region, account, resource = m.groups()[1:] if m else ("", None, None, "")
@@ -780,12 +1033,21 @@ def _response_types(c: _Checker, path: str, value: object) -> tuple[str, ...]:
     return ("ReportBatchItemFailures",) if "ReportBatchItemFailures" in value else ()
 
 
-def _metrics_config(c: _Checker, path: str, value: object) -> tuple[str, ...]:
+def _metrics_config(c: _Checker, path: str, value: object,
+                    kafka: bool = False) -> tuple[str, ...]:
     d = c.obj(path, value, ("Metrics",))
     metrics = d.get("Metrics")
     if metrics is None:
         return ()
     mpath = _join(path, "Metrics")
+    if kafka:
+        names = ("EventCount", "ErrorCount", "KafkaMetrics")
+        if not isinstance(metrics, list) or len(metrics) > 3:
+            c.add(mpath, metrics, "must be a list of 0 to 3 of EventCount, ErrorCount, "
+                  "KafkaMetrics")
+            return ()
+        return tuple(item for i, item in enumerate(metrics)
+                     if c.choice(f"{mpath}[{i}]", item, names, None, required=True))
     if not isinstance(metrics, list) or len(metrics) > 1:
         c.add(mpath, metrics, "must be a list of 0 or 1 items: [EventCount] "
               "(ErrorCount and KafkaMetrics are for Kafka event sources only)")
@@ -819,7 +1081,8 @@ def _tags(c: _Checker, path: str, value: object) -> dict[str, str]:
     return tags
 
 
-def _target(c: _Checker, path: str, value: object, function_name: str | None) -> Target:
+def _target(c: _Checker, path: str, value: object, function_name: str | None,
+            kafka: bool = False) -> Target:
     d = c.obj(path, value, tuple(_TARGET_FIELDS))
     ttype = c.choice(_join(path, "Type"), d.get("Type", MISSING), _TARGET_TYPES, "lambda")
     ttype = ttype or "lambda"
@@ -858,9 +1121,14 @@ def _target(c: _Checker, path: str, value: object, function_name: str | None) ->
                   expected="an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
     timeout = c.num(_join(path, "TimeoutSeconds"), d.get("TimeoutSeconds", MISSING),
                     _DEFAULT_TARGET.timeout_seconds, 0.0, _MAX_TIMEOUT_SECONDS, lo_exclusive=True)
+    lanes = c.int_(_join(path, "KeyParallelism"), d.get("KeyParallelism", MISSING), 1, 1, 10)
+    if lanes > 1 and not kafka:
+        c.add(_join(path, "KeyParallelism"), lanes, "is for Kafka event sources; Kinesis "
+              "mappings use ParallelizationFactor")
+        lanes = 1
     return Target(type=cast(TargetType, ttype), url=url, handler=handler,
                   timeout_seconds=timeout, headers=headers, qualifier=qualifier,
-                  role_arn=role or None)
+                  role_arn=role or None, key_parallelism=lanes)
 
 
 def _filter_criteria(c: _Checker, path: str, value: object, max_filters: int,
@@ -877,14 +1145,17 @@ def _filter_criteria(c: _Checker, path: str, value: object, max_filters: int,
     return tuple(f["Pattern"] for f in value.get("Filters") or ())
 
 
-def _mapping(c: _Checker, path: str, value: object,
+def _mapping(c: _Checker, path: str, value: object, msk: dict[str, tuple[str, ...]],
+             region: str, secrets: dict[str, SecretRef],
              tuning: TuningConfig | None = None) -> Mapping | None:
     if not isinstance(value, dict):
         c.add(path, value, "must be a mapping of CreateEventSourceMapping parameters "
               f"(got {_type_name(value)})")
         return None
     start = len(c.issues)
-    d = c.obj(path, value, _MAPPING_FIELDS, what="field", hint=_mapping_key_hint,
+    is_kafka = _is_kafka(value)
+    d = c.obj(path, value, _MAPPING_FIELDS_KAFKA if is_kafka else _MAPPING_FIELDS,
+              what="field", hint=_kafka_key_hint if is_kafka else _mapping_key_hint,
               extra_candidates=(*_NOT_FOR_KINESIS, *_OUTPUT_ONLY))
 
     def f(key: str) -> object:
@@ -893,15 +1164,22 @@ def _mapping(c: _Checker, path: str, value: object,
     def p(key: str) -> str:
         return _join(path, key)
 
-    source_arn = _event_source_arn(c, p("EventSourceArn"), f("EventSourceArn"))
+    kafka: KafkaSource | None = None
+    source_arn: str | None
+    if is_kafka:
+        got = _kafka_source(c, path, d, msk, region, secrets)
+        source_arn, kafka = got if got is not None else (None, None)
+    else:
+        source_arn = _event_source_arn(c, p("EventSourceArn"), f("EventSourceArn"))
+    source_id = (source_arn or (f"kafka://{kafka.bootstrap}/{kafka.topic}" if kafka else None))
     raw_function = f("FunctionName")
-    function_name = _function_name(c, p("FunctionName"), raw_function, source_arn)
+    function_name = _function_name(c, p("FunctionName"), raw_function, source_arn or None)
 
     uuid_value = f("UUID")
     mapping_uuid: str | None
     if uuid_value is MISSING or uuid_value is None:
-        mapping_uuid = (generated_uuid(source_arn, cast(str, raw_function))
-                        if source_arn and function_name else None)
+        mapping_uuid = (generated_uuid(source_id, cast(str, raw_function))
+                        if source_id and function_name else None)
     else:
         mapping_uuid = c.str_(p("UUID"), uuid_value, pattern=_UUID_RE,
                               expected="1 to 128 of A-Z a-z 0-9 . _ -, starting with a letter "
@@ -909,10 +1187,12 @@ def _mapping(c: _Checker, path: str, value: object,
 
     enabled = c.bool_(p("Enabled"), f("Enabled"), True)
     batch_size = c.int_(p("BatchSize"), f("BatchSize"), 100, 1, 10000)
-    window = c.int_(p("MaximumBatchingWindowInSeconds"), f("MaximumBatchingWindowInSeconds"),
-                    0, 0, 300)
+    window: float = c.int_(p("MaximumBatchingWindowInSeconds"),
+                           f("MaximumBatchingWindowInSeconds"), 0, 0, 300)
+    if is_kafka and f("MaximumBatchingWindowInSeconds") in (MISSING, None):
+        window = _KAFKA_WINDOW_DEFAULT
     position = c.choice(p("StartingPosition"), f("StartingPosition"), _STARTING_POSITIONS, None,
-                        required=True, expected=" for Kinesis")
+                        required=True, expected=" for Kafka" if is_kafka else " for Kinesis")
     ts_value = f("StartingPositionTimestamp")
     timestamp: float | None = None
     if position == "AT_TIMESTAMP":
@@ -931,7 +1211,13 @@ def _mapping(c: _Checker, path: str, value: object,
                      "must be an integer from -1 to 10000 (-1 = retry until the records expire)")
     bisect = c.bool_(p("BisectBatchOnFunctionError"), f("BisectBatchOnFunctionError"), False)
     parallel = c.int_(p("ParallelizationFactor"), f("ParallelizationFactor"), 1, 1, 10)
-    destination = _destination(c, p("DestinationConfig"), f("DestinationConfig"))
+    destination = _destination(c, p("DestinationConfig"), f("DestinationConfig"), is_kafka)
+    if (destination and kafka is not None
+            and destination.removeprefix("kafka://") == kafka.topic):
+        c.add(p("DestinationConfig.OnFailure.Destination"), destination,
+              "must not be the source topic (Lambda rejects this to avoid recursion)")
+    if is_kafka and destination and retries == -1:
+        retries = _KAFKA_RETRY_CAP
     response_types = _response_types(c, p("FunctionResponseTypes"), f("FunctionResponseTypes"))
 
     tumbling = c.int_(p("TumblingWindowInSeconds"), f("TumblingWindowInSeconds"), 0, 0, 900,
@@ -943,15 +1229,22 @@ def _mapping(c: _Checker, path: str, value: object,
     max_filters = (tuning or TuningConfig()).max_filters_per_mapping
     patterns = _filter_criteria(c, p("FilterCriteria"), f("FilterCriteria"), max_filters,
                                 source_arn)
+    if is_kafka and patterns:
+        c.add(p("FilterCriteria"), MISSING, "event filtering is not supported yet by esm-poller "
+              "for Kafka event sources; remove it")
+        patterns = ()
 
     kms = c.str_(p("KMSKeyArn"), f("KMSKeyArn"), pattern=_KMS_ARN_RE,
                  expected="a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>) or empty")
-    metrics_config = _metrics_config(c, p("MetricsConfig"), f("MetricsConfig"))
+    metrics_config = _metrics_config(c, p("MetricsConfig"), f("MetricsConfig"), is_kafka)
     tags = _tags(c, p("Tags"), f("Tags"))
-    target = _target(c, p("Target"), f("Target"), function_name)
+    target = _target(c, p("Target"), f("Target"), function_name, is_kafka)
 
-    if len(c.issues) > start or not (source_arn and function_name and mapping_uuid):
+    if len(c.issues) > start or not (source_id and function_name and mapping_uuid):
         return None
+    assert source_arn is not None
+    if kafka is not None and not kafka.consumer_group_id:
+        kafka = dataclasses.replace(kafka, consumer_group_id=mapping_uuid)
     return Mapping(
         uuid=mapping_uuid,
         event_source_arn=source_arn,
@@ -973,6 +1266,7 @@ def _mapping(c: _Checker, path: str, value: object,
         metrics_config=metrics_config,
         filter_patterns=patterns,
         tumbling_window_in_seconds=tumbling,
+        kafka=kafka,
     )
 
 
@@ -1007,6 +1301,8 @@ def parse_config(data: object, source: str = "<config>",
     metrics = _metrics(c, top.get("metrics"))
     tuning = _tuning(c, top.get("tuning"))
     log_level, log_format = _log(c, top.get("log"))
+    msk = _msk(c, top.get("msk"))
+    secrets = _secrets(c, top.get("secrets"))
 
     raw = top.get("mappings")
     mappings: list[Mapping] = []
@@ -1020,7 +1316,7 @@ def parse_config(data: object, source: str = "<config>",
         seen_uuid: dict[str, int] = {}
         seen_pair: dict[tuple[str, str], Mapping] = {}
         for i, item in enumerate(raw):
-            m = _mapping(c, f"mappings[{i}]", item, tuning)
+            m = _mapping(c, f"mappings[{i}]", item, msk, aws.region, secrets, tuning)
             if m is None:
                 continue
             if m.uuid in seen_uuid:
@@ -1028,7 +1324,8 @@ def parse_config(data: object, source: str = "<config>",
                       f"duplicate UUID (also used by mappings[{seen_uuid[m.uuid]}])")
                 continue
             seen_uuid[m.uuid] = i
-            pair = (m.event_source_arn, m.function_arn)
+            pair = (m.event_source_arn or (f"kafka://{m.kafka.bootstrap}/{m.kafka.topic}"
+                                           if m.kafka else ""), m.function_arn)
             if pair in seen_pair:
                 first = seen_pair[pair]
                 c.add(f"mappings[{i}]", MISSING,
@@ -1044,6 +1341,7 @@ def parse_config(data: object, source: str = "<config>",
         raise ConfigError(source, _in_file_order(c.issues, order))
     return Config(
         mappings=tuple(mappings), aws=aws, state=state, metrics=metrics, tuning=tuning,
+        msk_clusters=msk,
         log_level=log_level, log_format=cast(Literal["auto", "json", "console"], log_format),
     )
 
@@ -1072,7 +1370,8 @@ def _mapping_line(m: Mapping) -> str:
         position,
         f"BatchSize {m.batch_size}",
         f"window {m.maximum_batching_window_in_seconds}s",
-        f"ParallelizationFactor {m.parallelization_factor}",
+        (f"KeyParallelism {t.key_parallelism}" if m.kafka is not None
+         else f"ParallelizationFactor {m.parallelization_factor}"),
         f"retries {_limit(m.maximum_retry_attempts)}",
         f"max age {_limit(m.maximum_record_age_in_seconds, 's')}",
         f"bisect {'on' if m.bisect_batch_on_function_error else 'off'}",
@@ -1093,7 +1392,11 @@ def _mapping_line(m: Mapping) -> str:
         notes.append("KMSKeyArn accepted (no effect: it only encrypts FilterCriteria)")
     if m.tags:
         notes.append(f"{len(m.tags)} tag(s) (no effect)")
-    line = (f"  {m.uuid}: {m.event_source_arn} -> {m.function_name} via {target} | "
+    source = m.event_source_arn
+    if m.kafka is not None:
+        source = (f"{source or 'self-managed Kafka ' + m.kafka.bootstrap} topic {m.kafka.topic} "
+                  f"group {m.kafka.consumer_group_id}")
+    line = (f"  {m.uuid}: {source} -> {m.function_name} via {target} | "
             + ", ".join(settings))
     return line + (f" | {'; '.join(notes)}" if notes else "")
 

@@ -11,7 +11,8 @@ from typing import Literal
 
 StartingPosition = Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"]
 TargetType = Literal["lambda", "http", "python"]
-SERVICES = ("kinesis", "lambda", "sqs", "sns", "s3", "dynamodb", "dynamodbstreams", "sts")
+SERVICES = ("kinesis", "lambda", "sqs", "sns", "s3", "dynamodb", "dynamodbstreams", "sts",
+            "secretsmanager")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,7 @@ class TuningConfig:
     destination_attempts: int = 5  # attempts to deliver one on-failure record
     # AWS's FilterCriteria quota: 5 filters per mapping, raisable to 10 on request
     max_filters_per_mapping: int = 5
+    kafka_session_timeout_seconds: float = 10.0  # a dead consumer's partitions move after this
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,46 @@ class Target:
     headers: dict[str, str] = field(default_factory=dict)  # http only
     qualifier: str | None = None  # lambda: version or alias
     role_arn: str | None = None  # the events' invokeIdentityArn (AWS: the function's role)
+    # beyond AWS, Kafka only: a partition's records in up to 10 lanes by record key (per-key
+    # order kept, the commit is the contiguous watermark); AWS reads a partition serially
+    key_parallelism: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRef:
+    """Where a SourceAccessConfigurations secret's JSON comes from: a file or an environment
+    variable (``secrets`` in the config file, keyed by the secret ARN), else AWS Secrets
+    Manager (GetSecretValue of the ARN)."""
+
+    kind: Literal["file", "env", "secretsmanager"]
+    name: str  # the file path, the variable name or the secret ARN
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaAuth:
+    """A SourceAccessConfigurations entry that authenticates (Type, URI, its secret)."""
+
+    type: str  # BASIC_AUTH, SASL_SCRAM_256_AUTH, ..., SERVER_ROOT_CA_CERTIFICATE
+    uri: str
+    secret: SecretRef
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSource:
+    """A Kafka event source: Amazon MSK (``managed``, by cluster ARN) or self-managed."""
+
+    topic: str
+    bootstrap_servers: tuple[str, ...]  # host:port
+    consumer_group_id: str  # AWS default: the mapping's UUID
+    managed: bool  # MSK ("aws:kafka" events) or self-managed ("SelfManagedKafka")
+    region: str = "us-east-1"  # self-managed sources have no ARN to take it from
+    # SourceAccessConfigurations accepted without effect here (VPC_SUBNET, VPC_SECURITY_GROUP)
+    access: tuple[tuple[str, str], ...] = ()
+    auth: tuple[KafkaAuth, ...] = ()  # at most one client auth, plus a server root CA
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(self.bootstrap_servers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +133,7 @@ class Mapping:
     function_name: str
     enabled: bool = True
     batch_size: int = 100
-    maximum_batching_window_in_seconds: int = 0
+    maximum_batching_window_in_seconds: float = 0  # whole seconds in config; Kafka's default 0.5
     starting_position: StartingPosition | None = None
     starting_position_timestamp: float | None = None
     maximum_record_age_in_seconds: int = -1
@@ -107,6 +149,7 @@ class Mapping:
     kms_key_arn: str | None = None  # AWS: encrypts FilterCriteria only
     tags: dict[str, str] = field(default_factory=dict)
     metrics_config: tuple[str, ...] = ()  # AWS MetricsConfig.Metrics; Prometheus metrics always on
+    kafka: KafkaSource | None = None  # Kafka sources (self-managed ones have no event_source_arn)
 
     @property
     def report_batch_item_failures(self) -> bool:
@@ -127,19 +170,25 @@ class Mapping:
 
     @property
     def source(self) -> str:
-        """'kinesis', 'dynamodb', 'sqs', ... from the ARN's service part."""
+        """'kinesis', 'dynamodb', 'sqs', 'kafka' (MSK and self-managed), ..."""
+        if self.kafka is not None:
+            return "kafka"
         parts = self.event_source_arn.split(":", 5)
         return parts[2] if len(parts) > 2 else ""
 
     @property
     def region(self) -> str:
         parts = self.event_source_arn.split(":", 5)
-        return parts[3] if len(parts) > 3 else ""
+        if len(parts) > 3 and parts[3]:
+            return parts[3]
+        return self.kafka.region if self.kafka is not None else ""
 
     @property
     def account(self) -> str:
         parts = self.event_source_arn.split(":", 5)
-        return parts[4] if len(parts) > 4 else ""
+        if len(parts) > 4 and parts[4]:
+            return parts[4]
+        return "000000000000" if self.kafka is not None else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,5 +198,7 @@ class Config:
     state: StateConfig = field(default_factory=StateConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     tuning: TuningConfig = field(default_factory=TuningConfig)
+    # bootstrap servers of each Amazon MSK cluster ARN the mappings name
+    msk_clusters: dict[str, tuple[str, ...]] = field(default_factory=dict)
     log_level: str = "info"
     log_format: Literal["auto", "json", "console"] = "auto"

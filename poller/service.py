@@ -16,6 +16,7 @@ from poller.awsjson import AwsJsonClient, resolve_credentials
 from poller.config_model import Config, Mapping
 from poller.destinations import Destination
 from poller.destinations.factory import make_destination
+from poller.destinations.kafka import KafkaTopicDestination
 from poller.events import kinesis as kinesis_events
 from poller.invokers import Invoker
 from poller.invokers.factory import make_invoker
@@ -26,6 +27,7 @@ from poller.processing.pipeline import ShardPipeline
 from poller.processing.processor import Processor, ShardContext
 from poller.processing.windows import Window, WindowedPipeline
 from poller.sources import ShardSink
+from poller.sources.kafka import KafkaMapping
 from poller.sources.kinesis import KinesisApi, KinesisMapping
 
 log = structlog.get_logger(__name__)
@@ -37,6 +39,7 @@ class Service:
         self.store = SqliteStore(config.state.path)
         self.writer = CheckpointWriter(self.store, config.tuning.checkpoint_flush_seconds)
         self.mappings: dict[str, KinesisMapping] = {}
+        self.kafka_mappings: dict[str, KafkaMapping] = {}
         self._invokers: list[Invoker] = []
         self._destinations: list[Destination] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -51,15 +54,38 @@ class Service:
 
     def readiness(self) -> tuple[bool, str]:
         lines, ready = [], True
-        for uuid, m in self.mappings.items():
+        runners: list[tuple[str, KinesisMapping | KafkaMapping]] = [
+            *self.mappings.items(), *self.kafka_mappings.items()]
+        for uuid, m in runners:
             lines.append(f"{uuid}: {m.status.state} ({m.status.reason})")
             if m.mapping.enabled and not m.polling:
                 ready = False
         return ready, "\n".join(lines) or "no mappings"
 
+    async def _fetch_secret(self, arn: str) -> str:
+        """A Secrets Manager secret's SecretString (Kafka SourceAccessConfigurations)."""
+        assert self._clients is not None
+        client = await self._clients.client("secretsmanager", arn.split(":")[3])
+        response = await client.get_secret_value(SecretId=arn)
+        return str(response["SecretString"])
+
+    def _needs_aws(self) -> bool:
+        """Kafka mappings with http/python targets and no AWS destination need no credentials."""
+        for m in self.config.mappings:
+            if not m.enabled:
+                continue
+            if m.kafka is None or m.target.type == "lambda":
+                return True
+            if m.on_failure_destination and not m.on_failure_destination.startswith("kafka://"):
+                return True
+            if any(a.secret.kind == "secretsmanager" for a in m.kafka.auth):
+                return True
+        return False
+
     async def start(self) -> None:
         cfg = self.config
-        resolve_credentials(cfg.aws)  # fail fast: invokes would otherwise retry forever
+        if self._needs_aws():
+            resolve_credentials(cfg.aws)  # fail fast: invokes would otherwise retry forever
         await self.store.open()
         self.writer.start()
         self._clients = AwsClients(cfg.aws)
@@ -75,7 +101,8 @@ class Service:
                 log.info("mapping_disabled", mapping=mapping.uuid)
                 continue
             await self._start_mapping(mapping)
-        log.info("poller_started", mappings=len(self.mappings), metrics_port=self.metrics_port)
+        log.info("poller_started", mappings=len(self.mappings) + len(self.kafka_mappings),
+                 metrics_port=self.metrics_port)
 
     async def _start_mapping(self, mapping: Mapping) -> None:
         assert self._clients is not None and self._http is not None
@@ -83,9 +110,20 @@ class Service:
         self._invokers.append(invoker)
         destination: Destination | None = None
         if mapping.on_failure_destination:
-            destination = make_destination(mapping.on_failure_destination, self._clients)
+            if mapping.on_failure_destination.startswith("kafka://"):
+                assert mapping.kafka is not None
+                destination = KafkaTopicDestination(mapping.on_failure_destination,
+                                                    mapping.kafka, self._fetch_secret)
+            else:
+                destination = make_destination(mapping.on_failure_destination, self._clients)
             self._destinations.append(destination)
         processor = Processor(mapping, invoker, destination, self.config.tuning)
+        if mapping.kafka is not None:
+            kafka = KafkaMapping(mapping, processor, self.config.tuning,
+                                 fetch_secret=self._fetch_secret)
+            self.kafka_mappings[mapping.uuid] = kafka
+            self._tasks.append(asyncio.create_task(kafka.run(), name=f"mapping-{mapping.uuid}"))
+            return
         client = AwsJsonClient(service="kinesis", signing_name="kinesis",
                                target_prefix="Kinesis_20131202", json_version="1.1",
                                aws=self.config.aws, session=self._http)
@@ -121,6 +159,7 @@ class Service:
         grace = self.config.tuning.drain_grace_seconds
         log.info("poller_draining", grace_seconds=grace)
         await asyncio.gather(*(m.stop(grace) for m in self.mappings.values()),
+                             *(m.stop(grace) for m in self.kafka_mappings.values()),
                              return_exceptions=True)
         for t in self._tasks:
             t.cancel()
@@ -144,7 +183,8 @@ class Service:
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Run until SIGTERM/SIGINT (or ``stop`` is set), then drain and return."""
-        resolve_credentials(self.config.aws)
+        if self._needs_aws():
+            resolve_credentials(self.config.aws)
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         installed = []

@@ -18,7 +18,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 from tests.helpers import KinesisEndpoint
-from tests.infra.servers import RunningServer, start
+from tests.infra.servers import KafkaAuth, RunningServer, kafka_auth, start
 
 INTEGRATION_DIR = Path(__file__).parent / "integration"
 KINESIS_SERVERS = ["kinesalite", "kinesis-local"]
@@ -79,6 +79,19 @@ def kinesis_local_endpoint(test_servers: ServerPool) -> str:
 @pytest.fixture(scope="session")
 def moto_endpoint(test_servers: ServerPool) -> str:
     return test_servers.get("moto").endpoint
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(test_servers: ServerPool) -> str:
+    """``host:port`` of the session's Apache Kafka broker (started on first use)."""
+    return test_servers.get("kafka").endpoint
+
+
+@pytest.fixture(scope="session")
+def kafka_auth_broker(test_servers: ServerPool) -> tuple[str, KafkaAuth]:
+    """(plaintext host:port, the authenticated listeners) of a second broker for auth tests."""
+    server = test_servers.get("kafka-auth")
+    return server.endpoint, kafka_auth(server)
 
 
 @pytest.fixture(scope="session", params=KINESIS_SERVERS, ids=KINESIS_SERVERS)

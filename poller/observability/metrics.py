@@ -80,3 +80,6 @@ mapping_state = Gauge(
 inflight_records = Gauge(
     "esm_inflight_records", "Records read but not yet done (not checkpointable yet).", _MS,
     registry=REGISTRY)
+offset_lag = Gauge(
+    "esm_offset_lag", "Kafka: records in the partition after the group's committed offset "
+    "(OffsetLag).", _MS, registry=REGISTRY)

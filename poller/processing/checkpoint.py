@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from typing import Protocol
 
 import structlog
 
@@ -17,6 +18,14 @@ from poller.observability import metrics
 from poller.records import Record
 
 log = structlog.get_logger(__name__)
+
+
+class CheckpointSink(Protocol):
+    """Where a shard's checkpoints go: the sqlite writer below, or Kafka's committed offsets."""
+
+    def set(self, mapping: str, shard: str, checkpoint: str) -> None: ...
+
+    async def flush(self) -> None: ...
 
 
 class CheckpointWriter:
@@ -90,7 +99,7 @@ class CheckpointWriter:
 class ShardCheckpointer:
     """Tracks one shard's records in read order and advances its watermark."""
 
-    def __init__(self, writer: CheckpointWriter, mapping: str, shard: str) -> None:
+    def __init__(self, writer: CheckpointSink, mapping: str, shard: str) -> None:
         self._writer = writer
         self._mapping = mapping
         self._shard = shard

@@ -8,7 +8,7 @@ import structlog
 
 from poller.config_model import TuningConfig
 from poller.leases import SHARD_END
-from poller.processing.checkpoint import CheckpointWriter, ShardCheckpointer
+from poller.processing.checkpoint import CheckpointSink, ShardCheckpointer
 from poller.processing.lanes import Lane
 from poller.processing.processor import Processor, ShardContext, backoff, sleep_unless
 from poller.records import Record
@@ -19,7 +19,7 @@ log = structlog.get_logger(__name__)
 class ShardPipeline:
     """Lanes (ParallelizationFactor, per-key order) + processor + ordered checkpoint."""
 
-    def __init__(self, ctx: ShardContext, processor: Processor, writer: CheckpointWriter,
+    def __init__(self, ctx: ShardContext, processor: Processor, writer: CheckpointSink,
                  tuning: TuningConfig) -> None:
         mapping = ctx.mapping
         self.ctx = ctx

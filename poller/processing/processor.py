@@ -43,6 +43,8 @@ class ShardContext:
     extra_bytes: int = 0
     # tumbling windows: sees each successful response; False = the invoke failed (no state)
     on_response: Callable[[bytes], bool] | None = None
+    # the record ``seq`` an ``itemIdentifier`` names (sources whose identifier is not that string)
+    item_key: Callable[[object], str | None] | None = None
 
     def __post_init__(self) -> None:
         labels = (self.mapping.uuid, self.shard_id)
@@ -191,7 +193,7 @@ class Processor:
                             batch_size=n)
                 reason = "bad_response"
             else:
-                failed_at = (first_failure(result.payload, records, start, end)
+                failed_at = (first_failure(result.payload, records, start, end, ctx.item_key)
                              if mapping.report_batch_item_failures else SUCCESS)
                 if failed_at == SUCCESS:
                     self._finish(ctx, records, start, end)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from poller.records import Record
@@ -12,10 +12,12 @@ SUCCESS: Final = -1
 INVALID: Final = -2
 
 
-def first_failure(payload: bytes, records: Sequence[Record], start: int, end: int) -> int:
+def first_failure(payload: bytes, records: Sequence[Record], start: int, end: int,
+                  item_key: Callable[[object], str | None] | None = None) -> int:
     """Index (in ``records``) of the lowest reported failure within ``start:end``, ``SUCCESS``
     when the whole batch succeeded, or ``INVALID`` when the response is malformed and the whole
-    batch counts as failed."""
+    batch counts as failed. ``item_key`` turns an ``itemIdentifier`` into a record's ``seq``
+    (None when it names no record of this batch); by default it must be that ``seq`` string."""
     text = payload.strip()
     if not text:
         return SUCCESS
@@ -38,6 +40,8 @@ def first_failure(payload: bytes, records: Sequence[Record], start: int, end: in
         if not isinstance(entry, dict):
             return INVALID
         ident = entry.get("itemIdentifier")
+        if item_key is not None:
+            ident = item_key(ident)
         if not isinstance(ident, str) or not ident:
             return INVALID
         if index is None:

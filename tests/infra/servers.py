@@ -1,13 +1,14 @@
 """Real servers for tests and demos, each started as a subprocess on a free loopback port.
 
-    server = start("kinesalite")          # or "kinesis-local", "moto"
+    server = start("kinesalite")          # or "kinesis-local", "moto", "kafka"
     ... use server.endpoint ...
     server.stop()
 
 From a shell: ``python -m tests.infra.servers start kinesalite [moto ...]`` prints the endpoints
 and keeps the servers running until Ctrl-C.
 
-The npm servers come from ``tests/infra/install.sh`` (``make infra``); moto from ``.[test]``.
+The npm servers come from ``tests/infra/install.sh`` (``make infra``), the Kafka broker's jars from
+``tests/infra/install-kafka.sh`` (Maven, also ``make infra``); moto from ``.[test]``.
 """
 
 from __future__ import annotations
@@ -34,10 +35,13 @@ from typing import IO
 
 __all__ = [
     "SERVERS",
+    "KafkaAuth",
     "RunningServer",
     "ServerStartError",
     "free_port",
+    "kafka_auth",
     "start",
+    "start_kafka",
     "start_kinesalite",
     "start_kinesis_local",
     "start_moto",
@@ -45,6 +49,7 @@ __all__ = [
 
 INFRA_DIR = Path(__file__).resolve().parent
 NODE_MODULES = INFRA_DIR / "node_modules"
+KAFKA_LIB = INFRA_DIR / "kafka" / "lib"
 LOOPBACK_SHIM = INFRA_DIR / "loopback.cjs"
 CLOCK_SHIM = INFRA_DIR / "clock.cjs"
 HOST = "127.0.0.1"
@@ -67,6 +72,8 @@ class RunningServer:
     startup_seconds: float
     _log_file: IO[bytes] | None = field(repr=False, default=None)
     stop_signal: int = signal.SIGTERM
+    workdir: Path | None = None  # where a server keeps its state (kafka)
+    remove_on_stop: Path | None = None  # a temporary directory of its own
 
     @property
     def port(self) -> int:
@@ -83,6 +90,8 @@ class RunningServer:
                 self.process.wait(timeout)
         if self._log_file is not None:
             self._log_file.close()
+        if self.remove_on_stop is not None:
+            shutil.rmtree(self.remove_on_stop, ignore_errors=True)
         with _running_lock:
             _running.discard(self)
 
@@ -325,7 +334,232 @@ def start_moto(
     return _with_port_retries(once)
 
 
+def _java() -> str:
+    java = shutil.which("java")
+    if java is None:
+        raise ServerStartError("java is not on PATH; the Kafka test broker needs Java 17+")
+    return java
+
+
+_KAFKA_JVM = [
+    "-Xms64m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
+    "-Djava.awt.headless=true",
+    "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+    "-Dorg.slf4j.simpleLogger.log.kafka.server.KafkaRaftServer=info",
+]  # fmt: skip
+
+_KAFKA_PROPERTIES = """\
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@{host}:{controller}
+listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller}
+advertised.listeners=PLAINTEXT://{host}:{port}
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs={data}
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+group.min.session.timeout.ms=1000
+group.consumer.min.session.timeout.ms=1000
+log.flush.interval.messages=1000000
+"""
+
+
+@dataclass(frozen=True)
+class KafkaAuth:
+    """The authenticated listeners of a broker started with ``start_kafka(auth=True)``."""
+
+    sasl_ssl: str  # host:port, SASL over TLS: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    ssl: str  # host:port, TLS with a required client certificate
+    username: str
+    password: str
+    ca_pem: str  # the test CA that signed the broker's and the client's certificates
+    client_cert_pem: str
+    client_key_pem: str  # PKCS#8, unencrypted
+
+
+KAFKA_USER = "poller"
+KAFKA_PASSWORD = "poller-secret"
+
+
+def _test_pki() -> tuple[str, str, str, str, str]:
+    """(ca, server cert, server key, client cert, client key) PEMs, made now for 127.0.0.1."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def issue(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name,
+              signer: ec.EllipticCurvePrivateKey, ca: bool,
+              san: list[x509.GeneralName] | None = None) -> x509.Certificate:
+        builder = (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(issuer)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=2))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if san:
+            builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    def pem(cert: x509.Certificate) -> str:
+        return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    def key_pem(key: ec.EllipticCurvePrivateKey) -> str:
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption()).decode()
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = issue("esm-poller test CA", ca_key, name("esm-poller test CA"), ca_key, True)
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = issue("127.0.0.1", server_key, ca.subject, ca_key, False,
+                   [x509.IPAddress(ipaddress.ip_address(HOST)), x509.DNSName("localhost")])
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = issue("esm-poller", client_key, ca.subject, ca_key, False)
+    return pem(ca), pem(server), key_pem(server_key), pem(client), key_pem(client_key)
+
+
+_JAAS = "org.apache.kafka.common.security"
+_KAFKA_AUTH_PROPERTIES = "\n".join([
+    "listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller},"
+    "SASL_SSL://{host}:{sasl},SSL://{host}:{ssl}",
+    "advertised.listeners=PLAINTEXT://{host}:{port},SASL_SSL://{host}:{sasl},SSL://{host}:{ssl}",
+    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,"
+    "SSL:SSL",
+    "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+    f"listener.name.sasl_ssl.plain.sasl.jaas.config={_JAAS}.plain.PlainLoginModule required "
+    'user_{user}="{password}";',
+    f"listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config={_JAAS}.scram.ScramLoginModule "
+    "required;",
+    f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={_JAAS}.scram.ScramLoginModule "
+    "required;",
+    "listener.name.ssl.ssl.client.auth=required",
+    "ssl.keystore.type=PEM",
+    "ssl.keystore.location={keystore}",
+    "ssl.truststore.type=PEM",
+    "ssl.truststore.location={truststore}",
+    "ssl.endpoint.identification.algorithm=",
+    "",
+])
+
+
+def start_kafka(
+    log_dir: Path | None = None,
+    timeout: float = DEFAULT_START_TIMEOUT,
+    *,
+    workdir: Path | None = None,
+    ports: tuple[int, int] | None = None,
+    auth: bool = False,
+) -> RunningServer:
+    """Apache Kafka 4.x, one combined KRaft broker+controller; ``endpoint`` is ``host:port``.
+
+    Its storage lives in ``workdir`` (a new temporary directory unless given): start it again
+    with the same ``workdir`` and ``ports`` (``(broker, controller)``) to restart the same
+    broker with its data. With ``auth``, two more listeners (SASL over TLS with user
+    ``KAFKA_USER``, and TLS with client certificates) are described by ``kafka_auth(server)``.
+    """
+    jars = sorted(KAFKA_LIB.glob("*.jar")) if KAFKA_LIB.is_dir() else []
+    if not any(j.name.startswith("kafka_2.13-") for j in jars):
+        raise ServerStartError(f"{KAFKA_LIB} has no Kafka jars: run `make infra` "
+                               "(tests/infra/install-kafka.sh)")
+    classpath = os.pathsep.join(str(j) for j in jars)
+    work = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="esm-poller-kafka-"))
+    work.mkdir(parents=True, exist_ok=True)
+    log_dir = Path(log_dir) if log_dir is not None else work
+
+    def once() -> RunningServer:
+        port, controller = ports if ports is not None else _free_ports(2)
+        data = work / "data"
+        props = work / "server.properties"
+        text = _KAFKA_PROPERTIES.format(host=HOST, port=port, controller=controller, data=data)
+        scram: list[str] = []
+        if auth:
+            sasl, ssl = _free_ports(2)
+            ca, cert, key, client_cert, client_key = _test_pki()
+            (work / "ca.pem").write_text(ca)
+            (work / "server.pem").write_text(key + cert + ca)
+            (work / "client.pem").write_text(client_cert)
+            (work / "client-key.pem").write_text(client_key)
+            (work / "auth-ports").write_text(f"{sasl} {ssl}")
+            text = "\n".join(line for line in text.splitlines()
+                             if not line.startswith(("listeners=", "advertised.listeners=",
+                                                     "listener.security.protocol.map=")))
+            text += "\n" + _KAFKA_AUTH_PROPERTIES.format(
+                host=HOST, port=port, controller=controller, sasl=sasl, ssl=ssl,
+                user=KAFKA_USER, password=KAFKA_PASSWORD, keystore=work / "server.pem",
+                truststore=work / "ca.pem")
+            scram = [arg for mech in ("SCRAM-SHA-256", "SCRAM-SHA-512") for arg in (
+                "--add-scram", f"{mech}=[name={KAFKA_USER},password={KAFKA_PASSWORD}]")]
+        props.write_text(text)
+        java = _java()
+        if not (data / "meta.properties").is_file():
+            fmt = subprocess.run(
+                [java, *_KAFKA_JVM, "-cp", classpath, "kafka.tools.StorageTool", "format",
+                 "--ignore-formatted", "-t", "ZXNtLXBvbGxlci10ZXN0cw", "-c", str(props),
+                 *scram],
+                capture_output=True, timeout=timeout, check=False)
+            if fmt.returncode != 0:
+                raise ServerStartError("formatting the Kafka storage failed: "
+                                       + (fmt.stdout + fmt.stderr).decode("utf-8", "replace"))
+        log_path = log_dir / f"kafka-{port}.log"
+
+        def ready(_endpoint: str) -> bool:
+            try:
+                with socket.create_connection((HOST, port), timeout=1):
+                    pass
+            except OSError:
+                return False
+            try:
+                return b"Kafka Server started" in log_path.read_bytes()
+            except OSError:
+                return False
+
+        argv = [java, *_KAFKA_JVM, "-cp", classpath, "kafka.Kafka", str(props)]
+        server = _launch("kafka", argv, port, ready, log_dir=log_dir, timeout=timeout)
+        server.endpoint = f"{HOST}:{port}"
+        server.workdir = work
+        if workdir is None and log_dir != work:
+            server.remove_on_stop = work
+        return server
+
+    if ports is not None:
+        return once()
+    return _with_port_retries(once)
+
+
+def kafka_auth(server: RunningServer) -> KafkaAuth:
+    """The authenticated listeners of a broker started with ``start_kafka(auth=True)``."""
+    work = server.workdir
+    if work is None or not (work / "auth-ports").is_file():
+        raise ValueError(f"{server.name} was not started with auth=True")
+    sasl, ssl = (work / "auth-ports").read_text().split()
+    return KafkaAuth(f"{HOST}:{sasl}", f"{HOST}:{ssl}", KAFKA_USER, KAFKA_PASSWORD,
+                     (work / "ca.pem").read_text(), (work / "client.pem").read_text(),
+                     (work / "client-key.pem").read_text())
+
+
+def start_kafka_auth(log_dir: Path | None = None,
+                     timeout: float = DEFAULT_START_TIMEOUT) -> RunningServer:
+    """A Kafka broker with SASL_SSL and SSL (client certificate) listeners: ``kafka_auth``."""
+    return start_kafka(log_dir, timeout, auth=True)
+
+
 SERVERS: dict[str, Callable[..., RunningServer]] = {
+    "kafka": start_kafka,
+    "kafka-auth": start_kafka_auth,
     "kinesalite": start_kinesalite,
     "kinesis-local": start_kinesis_local,
     "moto": start_moto,

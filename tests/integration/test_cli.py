@@ -48,6 +48,12 @@ def test_validate_accepts_the_example_and_prints_a_summary() -> None:
     assert "kinesis" in result.stdout
 
 
+def test_validate_accepts_the_kafka_example() -> None:
+    result = poller("validate", "-c", str(ROOT / "examples" / "kafka.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert "self-managed Kafka 127.0.0.1:9093 topic orders group orders-esm" in result.stdout
+
+
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     result = poller("run", "-c", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2

@@ -275,7 +275,6 @@ def test_function_name_required_and_string() -> None:
     ("arn:aws:dynamodb:us-east-1:000000000000:table/T/stream/2024-01-01T00:00:00.000",
      "DynamoDB Streams"),
     ("arn:aws:sqs:us-east-1:000000000000:q", "SQS"),
-    ("arn:aws:kafka:us-east-1:000000000000:cluster/c/abc", "Kafka"),
     ("arn:aws:mq:us-east-1:000000000000:broker:b:id", "Amazon MQ"),
     ("arn:aws:rds:us-east-1:000000000000:cluster:docs", "DocumentDB"),
     (STREAM + "/consumer/c1:1700000000", "enhanced fan-out"),
