@@ -69,6 +69,9 @@ class TuningConfig:
     checkpoint_flush_seconds: float = 0.2  # coalescing of checkpoint writes
     drain_grace_seconds: float = 30.0  # SIGTERM: time to finish in-flight batches
     destination_attempts: int = 5  # attempts to deliver one on-failure record
+    ddb_poll_interval_seconds: float = 0.25  # DynamoDB Streams: 4 GetRecords/s/shard (AWS's rate)
+    sqs_wait_time_seconds: int = 20  # ReceiveMessage long poll
+    sqs_max_pollers: int = 1000  # global cap on concurrent SQS pollers of one process
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +106,7 @@ class Mapping:
     kms_key_arn: str | None = None  # AWS: encrypts FilterCriteria only
     tags: dict[str, str] = field(default_factory=dict)
     metrics_config: tuple[str, ...] = ()  # AWS MetricsConfig.Metrics; Prometheus metrics always on
+    maximum_concurrency: int | None = None  # SQS ScalingConfig.MaximumConcurrency (2..1000)
 
     @property
     def report_batch_item_failures(self) -> bool:
@@ -126,6 +130,10 @@ class Mapping:
         """'kinesis', 'dynamodb', 'sqs', ... from the ARN's service part."""
         parts = self.event_source_arn.split(":", 5)
         return parts[2] if len(parts) > 2 else ""
+
+    @property
+    def fifo(self) -> bool:
+        return self.source == "sqs" and self.event_source_arn.endswith(".fifo")
 
     @property
     def region(self) -> str:
