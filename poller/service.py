@@ -16,6 +16,7 @@ from poller.awsjson import AwsJsonClient, resolve_credentials
 from poller.config_model import Config, Mapping
 from poller.destinations import Destination
 from poller.destinations.factory import make_destination
+from poller.events import dynamodb as dynamodb_events
 from poller.events import kinesis as kinesis_events
 from poller.invokers import Invoker
 from poller.invokers.factory import make_invoker
@@ -24,7 +25,10 @@ from poller.observability.server import ObservabilityServer
 from poller.processing.checkpoint import CheckpointWriter
 from poller.processing.pipeline import ShardPipeline
 from poller.processing.processor import Processor, ShardContext
-from poller.sources.kinesis import KinesisApi, KinesisMapping
+from poller.sources.dynamodb_streams import DynamoDBStreamsApi
+from poller.sources.kinesis import KinesisApi
+from poller.sources.shards import ShardApi, ShardCoordinator
+from poller.sources.sqs import PollerBudget, SqsApi, SqsMapping
 
 log = structlog.get_logger(__name__)
 
@@ -34,7 +38,8 @@ class Service:
         self.config = config
         self.store = SqliteStore(config.state.path)
         self.writer = CheckpointWriter(self.store, config.tuning.checkpoint_flush_seconds)
-        self.mappings: dict[str, KinesisMapping] = {}
+        self.mappings: dict[str, ShardCoordinator | SqsMapping] = {}
+        self._sqs_budget = PollerBudget(config.tuning.sqs_max_pollers)
         self._invokers: list[Invoker] = []
         self._destinations: list[Destination] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -83,26 +88,46 @@ class Service:
         if mapping.on_failure_destination:
             destination = make_destination(mapping.on_failure_destination, self._clients)
             self._destinations.append(destination)
-        processor = Processor(mapping, invoker, destination, self.config.tuning)
-        client = AwsJsonClient(service="kinesis", signing_name="kinesis",
-                               target_prefix="Kinesis_20131202", json_version="1.1",
-                               aws=self.config.aws, session=self._http)
+        tuning = self.config.tuning
+        runner: ShardCoordinator | SqsMapping
+        if mapping.source == "sqs":
+            client = AwsJsonClient(service="sqs", signing_name="sqs", target_prefix="AmazonSQS",
+                                   json_version="1.0", aws=self.config.aws, session=self._http)
+            runner = SqsMapping(mapping, SqsApi(client), invoker, tuning, self._sqs_budget)
+            self.mappings[mapping.uuid] = runner
+            self._tasks.append(asyncio.create_task(runner.run(),
+                                                   name=f"mapping-{mapping.uuid}"))
+            return
+        processor = Processor(mapping, invoker, destination, tuning)
+        api: ShardApi
+        if mapping.source == "dynamodb":
+            client = AwsJsonClient(service="dynamodbstreams", signing_name="dynamodb",
+                                   target_prefix="DynamoDBStreams_20120810", json_version="1.0",
+                                   aws=self.config.aws, session=self._http)
+            api = DynamoDBStreamsApi(client, mapping, tuning)
+            events: Any = dynamodb_events
+        else:
+            client = AwsJsonClient(service="kinesis", signing_name="kinesis",
+                                   target_prefix="Kinesis_20131202", json_version="1.1",
+                                   aws=self.config.aws, session=self._http)
+            api = KinesisApi(client, mapping, tuning)
+            events = kinesis_events
         checkpoints = await self.store.load(mapping.uuid)
         stream_arn = mapping.event_source_arn
 
         def make_sink(shard_id: str) -> ShardPipeline:
             def info(records: Any) -> dict[str, Any]:
-                return kinesis_events.batch_info(shard_id, stream_arn, records)
+                result: dict[str, Any] = events.batch_info(shard_id, stream_arn, records)
+                return result
 
-            ctx = ShardContext(mapping, shard_id, kinesis_events.BATCH_INFO_KEY, info)
-            return ShardPipeline(ctx, processor, self.writer, self.config.tuning)
+            ctx = ShardContext(mapping, shard_id, events.BATCH_INFO_KEY, info)
+            return ShardPipeline(ctx, processor, self.writer, tuning)
 
         def initialize(initial: dict[str, str]) -> None:
             for shard, cp in initial.items():
                 self.writer.set(mapping.uuid, shard, cp)
 
-        runner = KinesisMapping(mapping, KinesisApi(client), self.config.tuning, checkpoints,
-                                make_sink, initialize)
+        runner = ShardCoordinator(mapping, api, tuning, checkpoints, make_sink, initialize)
         self.mappings[mapping.uuid] = runner
         self._tasks.append(asyncio.create_task(runner.run(), name=f"mapping-{mapping.uuid}"))
 

@@ -80,3 +80,9 @@ mapping_state = Gauge(
 inflight_records = Gauge(
     "esm_inflight_records", "Records read but not yet done (not checkpointable yet).", _MS,
     registry=REGISTRY)
+sqs_pollers = Gauge(
+    "esm_sqs_pollers", "Concurrent ReceiveMessage pollers of an SQS mapping.", _M,
+    registry=REGISTRY)
+sqs_messages_deleted = Counter(
+    "esm_sqs_messages_deleted", "SQS messages deleted after their invocation succeeded.", _M,
+    registry=REGISTRY)
