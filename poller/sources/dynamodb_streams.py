@@ -18,6 +18,7 @@ MAX_GET_RECORDS = 1000
 class DynamoDBStreamsApi:
     max_records = MAX_GET_RECORDS
     supports_at_timestamp = False
+    problem: str | None = None
 
     def __init__(self, client: AwsJsonClient, mapping: Mapping, tuning: TuningConfig) -> None:
         self._client = client
@@ -35,6 +36,9 @@ class DynamoDBStreamsApi:
         while True:
             resp = await self._client.call("DescribeStream", params)
             desc = resp.get("StreamDescription") or {}
+            # a deleted table's stream stays readable for 24 h, DISABLED, its shards closed
+            self.problem = ("the stream is DISABLED (its table was deleted or its stream "
+                            "turned off)" if desc.get("StreamStatus") == "DISABLED" else None)
             shards.extend(desc.get("Shards") or [])
             last = desc.get("LastEvaluatedShardId")
             if not last:

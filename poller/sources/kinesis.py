@@ -19,6 +19,7 @@ def stream_name(arn: str) -> str:
 class KinesisApi:
     max_records = MAX_GET_RECORDS
     supports_at_timestamp = True
+    problem: str | None = None
 
     def __init__(self, client: AwsJsonClient, mapping: Mapping, tuning: TuningConfig) -> None:
         self._client = client

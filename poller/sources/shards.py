@@ -45,6 +45,7 @@ class ShardApi(Protocol):
     supports_at_timestamp: bool
     min_poll_interval: float  # at most this many calls/s/shard
     idle_poll_interval: float  # cadence when caught up
+    problem: str | None  # set by list_shards when the stream can no longer deliver records
 
     async def list_shards(self) -> list[dict[str, Any]]: ...
 
@@ -355,7 +356,10 @@ class ShardCoordinator:
             try:
                 await self.discover()
                 failures = 0
-                self.status.set("Enabled", "polling")
+                if self.api.problem and not self.readers:
+                    self.status.set("Problem", self.api.problem)
+                else:
+                    self.status.set("Enabled", "polling")
             except AwsError as exc:
                 failures += 1
                 state_reason = f"{exc.code}: {exc.message}" if exc.message else exc.code

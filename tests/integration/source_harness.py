@@ -3,9 +3,11 @@ keeps whole events, and a config builder pointing every AWS service at the test 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from poller.config_model import (
     Target,
     TuningConfig,
 )
+from poller.functionhost import FunctionHost
 
 FAST = TuningConfig(shard_discovery_seconds=0.5, idle_poll_seconds=0.1,
                     min_poll_interval_seconds=0.05, retry_base_seconds=0.02,
@@ -89,8 +92,19 @@ def source_config(mapping: Mapping, *, lambda_endpoint: str, state: Path,
 
 
 def source_mapping(arn: str, **kw: Any) -> Mapping:
-    base: dict[str, Any] = dict(uuid=f"m-{arn.rsplit(':', 1)[1].replace('/', '-')[:60]}",
+    base: dict[str, Any] = dict(uuid=f"m-{uuid.uuid4().hex[:12]}",
                                 event_source_arn=arn, function_name="recorder",
                                 batch_size=10, target=Target(type="lambda"))
     base.update(kw)
     return Mapping(**base)
+
+
+@contextlib.asynccontextmanager
+async def function_host(recorder: EventRecorder,
+                        concurrency: int = 1000) -> AsyncIterator[FunctionHost]:
+    host = FunctionHost(recorder.handler, concurrency=concurrency)
+    await host.start()
+    try:
+        yield host
+    finally:
+        await host.stop()

@@ -11,8 +11,13 @@ from typing import Any
 
 from poller.sources.sqs import SqsMapping
 from tests.helpers import create_queue, make_boto3_client, receive_all, unique_name, wait_for
-from tests.integration.pipeline_harness import counter, function_host, metrics, running
-from tests.integration.source_harness import EventRecorder, source_config, source_mapping
+from tests.integration.pipeline_harness import counter, metrics, running
+from tests.integration.source_harness import (
+    EventRecorder,
+    function_host,
+    source_config,
+    source_mapping,
+)
 
 
 def send(moto: str, url: str, bodies: list[str], group: str | None = None,
