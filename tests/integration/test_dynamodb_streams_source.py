@@ -4,12 +4,17 @@ function host over the Lambda Invoke API, moto for the on-failure destination.""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from poller import service as service_module
 from poller.awsjson import AwsError
+from poller.sources.dynamodb_streams import DynamoDBStreamsApi
 from poller.sources.shards import ShardCoordinator
 from tests.helpers import create_queue, make_boto3_client, receive_all, unique_name, wait_for
 from tests.integration.pipeline_harness import counter, metrics, running
@@ -225,43 +230,33 @@ class ThrottledOnce:
         return result
 
 
-async def test_throttled_reads_back_off_and_resume(dynamodb_local_endpoint: str,
-                                                   tmp_path: Path) -> None:
+async def test_throttled_reads_back_off_and_resume(dynamodb_local_endpoint: str, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     ep = dynamodb_local_endpoint
     table, arn = create_table(ep)
     for i in range(3):
         put(ep, table, f"t{i}")
+    wrapped: list[ThrottledOnce] = []
+
+    def throttled_api(*args: Any) -> ThrottledOnce:
+        wrapped.append(ThrottledOnce(DynamoDBStreamsApi(*args), 4))
+        return wrapped[-1]
+
+    monkeypatch.setattr(service_module, "DynamoDBStreamsApi", throttled_api)
     rec = EventRecorder()
-    tuning = FAST.__class__(**{**{f: getattr(FAST, f) for f in FAST.__slots__},
-                               "throttle_base_seconds": 0.1, "throttle_max_seconds": 0.4})
+    tuning = dataclasses.replace(FAST, throttle_base_seconds=0.1, throttle_max_seconds=0.4)
+    loop = asyncio.get_running_loop()
     async with function_host(rec) as host:
         mapping = source_mapping(arn, starting_position="TRIM_HORIZON")
         config = source_config(mapping, lambda_endpoint=host.endpoint, state=tmp_path / "s.db",
                                dynamodb=ep, tuning=tuning)
-        from poller.service import Service
-
-        service = Service(config)
-        original = ShardCoordinator.__init__
-        wrapped: list[ThrottledOnce] = []
-
-        def init(self: ShardCoordinator, m: Any, api: Any, *args: Any) -> None:
-            wrapped.append(ThrottledOnce(api, 4))
-            original(self, m, wrapped[-1], *args)
-
-        ShardCoordinator.__init__ = init  # type: ignore[method-assign]
-        try:
-            await service.start()
-        finally:
-            ShardCoordinator.__init__ = original  # type: ignore[method-assign]
-        loop = asyncio.get_running_loop()
         t0 = loop.time()
-        try:
+        async with running(config):
             await wait_for(lambda: len(rec.ok) >= 3, 30)
-        finally:
-            await service.stop()
+            elapsed = loop.time() - t0
     assert wrapped[0].left == 0
     assert counter(metrics.poll_errors, mapping.uuid, kind="throttled") == 4
     assert counter(metrics.throttles, mapping.uuid, where="source") == 4
     # four backoffs of at least half their (growing) delay: 0.05 + 0.1 + 0.2 + 0.2
-    assert loop.time() - t0 >= 0.5
+    assert elapsed >= 0.5
     assert pks(rec.ok) == ["t0", "t1", "t2"]
