@@ -241,3 +241,26 @@ async def test_pollers_scale_up_while_messages_keep_coming(moto_endpoint: str,
             await wait_for(grown, 30)
             await wait_for(lambda: len(rec.ok) >= 400, 60)
     assert 5 < peak[0] <= 8 and rec.max_in_flight <= 8
+
+
+async def test_batches_stay_under_the_invoke_payload_limit(moto_endpoint: str,
+                                                           tmp_path: Path) -> None:
+    url, arn = create_queue(moto_endpoint, unique_name("sqs"))
+    big = [f"{i:03d}" + "x" * 240_000 for i in range(30)]  # 7.2 MB in all
+    for body in big:  # one SendMessageBatch carries at most 256 KB
+        send(moto_endpoint, url, [body])
+    sizes: list[int] = []
+
+    def behave(records: list[dict[str, Any]]) -> Any:
+        sizes.append(len(json.dumps({"Records": records})))
+
+    rec = EventRecorder(behave=behave)
+    async with function_host(rec) as host:
+        mapping = source_mapping(arn, batch_size=100, maximum_batching_window_in_seconds=1)
+        config = source_config(mapping, lambda_endpoint=host.endpoint, state=tmp_path / "s.db",
+                               moto=moto_endpoint)
+        async with running(config):
+            await wait_for(lambda: len(rec.ok) >= 30, 60)
+            await wait_for(lambda: queue_count(moto_endpoint, url) == 0, 30)
+    assert len(rec.events) >= 2 and max(sizes) <= 6_291_456
+    assert sorted(r["body"][:3] for r in rec.ok) == [f"{i:03d}" for i in range(30)]

@@ -1,0 +1,36 @@
+"""SQS partial batch responses (ReportBatchItemFailures with messageIds), AWS's cases."""
+
+from __future__ import annotations
+
+import pytest
+
+from poller.sources.sqs import failed_ids
+
+IDS = {"m1", "m2", "m3"}
+
+
+@pytest.mark.parametrize("payload", [
+    b"", b"null", b'""', b"{}", b"[]", b'{"batchItemFailures": []}',
+    b'{"batchItemFailures": null}', b'"ok"', b"42",
+])
+def test_complete_success(payload: bytes) -> None:
+    assert failed_ids(payload, IDS) == set()
+
+
+def test_reported_failures() -> None:
+    payload = b'{"batchItemFailures": [{"itemIdentifier": "m2"}, {"itemIdentifier": "m3"}]}'
+    assert failed_ids(payload, IDS) == {"m2", "m3"}
+
+
+@pytest.mark.parametrize("payload", [
+    b"{not json",
+    b'{"batchItemFailures": [{"itemIdentifier": ""}]}',
+    b'{"batchItemFailures": [{"itemIdentifier": null}]}',
+    b'{"batchItemFailures": [{"foo": "m1"}]}',
+    b'{"batchItemFailures": [{"itemIdentifier": "m9"}]}',
+    b'{"batchItemFailures": [{"itemIdentifier": 1}]}',
+    b'{"batchItemFailures": ["m1"]}',
+    b'{"batchItemFailures": "m1"}',
+])
+def test_complete_failure(payload: bytes) -> None:
+    assert failed_ids(payload, IDS) is None
