@@ -19,10 +19,7 @@ import time
 import uuid
 from collections.abc import Sequence
 
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
-
-from poller.config_model import (  # noqa: E402
+from poller.config_model import (
     AwsConfig,
     Config,
     Mapping,
@@ -31,8 +28,9 @@ from poller.config_model import (  # noqa: E402
     Target,
     TuningConfig,
 )
-from poller.observability import metrics  # noqa: E402
-from poller.service import Service  # noqa: E402
+from poller.observability import metrics
+from poller.service import Service
+from tests.helpers import wait_for
 
 
 def _fill(endpoint: str, count: int, size: int) -> tuple[str, str]:
@@ -70,11 +68,10 @@ async def _run(endpoint: str, arn: str, batch_size: int, count: int,
     service = Service(config)
     await service.start()
     try:
-        while (first := _processed(mapping.uuid)) == 0:  # timed from the first batch on:
-            await asyncio.sleep(0.01)  # startup (clients, queue URL) is not throughput
+        # timed from the first batch on: startup (clients, queue URL) is not throughput
+        first = await wait_for(lambda: _processed(mapping.uuid), 600, interval=0.01)
         t0, c0 = time.perf_counter(), time.process_time()
-        while _processed(mapping.uuid) < count:
-            await asyncio.sleep(0.01)
+        await wait_for(lambda: _processed(mapping.uuid) >= count, 600, interval=0.01)
         return ((time.perf_counter() - t0) / (count - first),
                 (time.process_time() - c0) / (count - first))
     finally:
@@ -87,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--batch-sizes", default="10,100")
     args = parser.parse_args(argv)
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")  # moto accepts any credentials
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
 
     import tempfile
 
