@@ -1113,23 +1113,33 @@ def _mapping_line(m: Mapping) -> str:
         target = f"python {t.handler}"
     else:
         target = f"lambda{':' + t.qualifier if t.qualifier else ''}"
-    position = str(m.starting_position)
-    if m.starting_position_timestamp is not None:
-        when = datetime.fromtimestamp(m.starting_position_timestamp, UTC)
-        position += f" {when.isoformat().replace('+00:00', 'Z')}"
-    settings = [
-        "enabled" if m.enabled else "DISABLED",
-        position,
-        f"BatchSize {m.batch_size}",
-        f"window {m.maximum_batching_window_in_seconds}s",
-        f"ParallelizationFactor {m.parallelization_factor}",
-        f"retries {_limit(m.maximum_retry_attempts)}",
-        f"max age {_limit(m.maximum_record_age_in_seconds, 's')}",
-        f"bisect {'on' if m.bisect_batch_on_function_error else 'off'}",
-    ]
+    if m.source == "sqs":
+        settings = [
+            "enabled" if m.enabled else "DISABLED",
+            "FIFO queue" if m.fifo else "standard queue",
+            f"BatchSize {m.batch_size}",
+            f"window {m.maximum_batching_window_in_seconds}s",
+            f"MaximumConcurrency {m.maximum_concurrency or 'unset'}",
+        ]
+    else:
+        position = str(m.starting_position)
+        if m.starting_position_timestamp is not None:
+            when = datetime.fromtimestamp(m.starting_position_timestamp, UTC)
+            position += f" {when.isoformat().replace('+00:00', 'Z')}"
+        settings = [
+            "enabled" if m.enabled else "DISABLED",
+            position,
+            f"BatchSize {m.batch_size}",
+            f"window {m.maximum_batching_window_in_seconds}s",
+            f"ParallelizationFactor {m.parallelization_factor}",
+            f"retries {_limit(m.maximum_retry_attempts)}",
+            f"max age {_limit(m.maximum_record_age_in_seconds, 's')}",
+            f"bisect {'on' if m.bisect_batch_on_function_error else 'off'}",
+        ]
     if m.report_batch_item_failures:
         settings.append("ReportBatchItemFailures")
-    settings.append(f"on failure -> {m.on_failure_destination or 'none'}")
+    if m.source != "sqs":
+        settings.append(f"on failure -> {m.on_failure_destination or 'none'}")
     if t.timeout_seconds != _DEFAULT_TARGET.timeout_seconds:
         settings.append(f"timeout {_fmt(t.timeout_seconds)}s")
     notes = []

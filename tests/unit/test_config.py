@@ -945,3 +945,10 @@ def test_sqs_maximum_concurrency_range(value: int, ok: bool) -> None:
     else:
         issue(data, "mappings[0].ScalingConfig.MaximumConcurrency", value, "from 2 to 1000")
     assert parse(config(sqs_mapping(ScalingConfig={}))).mappings[0].maximum_concurrency is None
+
+
+def test_summary_shows_queue_settings_for_sqs() -> None:
+    text = summary(parse(config(sqs_mapping(ScalingConfig={"MaximumConcurrency": 7}))))
+    line = text.splitlines()[-1]
+    assert "standard queue" in line and "MaximumConcurrency 7" in line and "BatchSize 10" in line
+    assert "ParallelizationFactor" not in line and "on failure" not in line
