@@ -160,7 +160,6 @@ class SqsMapping:
         self.url = ""
         self.visibility = 30
         self.pollers: set[asyncio.Task[None]] = set()
-        self.inflight: set[asyncio.Task[None]] = set()
         self.last_poll = time.monotonic()
         self._last_scale = 0.0
         self._encoder = SqsEncoder(mapping.region, mapping.event_source_arn)

@@ -952,3 +952,12 @@ def test_summary_shows_queue_settings_for_sqs() -> None:
     line = text.splitlines()[-1]
     assert "standard queue" in line and "MaximumConcurrency 7" in line and "BatchSize 10" in line
     assert "ParallelizationFactor" not in line and "on failure" not in line
+
+
+def test_dynamodb_sqs_example_file_loads() -> None:
+    cfg = load_config(ROOT / "examples" / "dynamodb-sqs.yaml", env={})
+    ddb, jobs, payments = cfg.mappings
+    assert (ddb.source, ddb.starting_position, ddb.on_failure_destination) == (
+        "dynamodb", "TRIM_HORIZON", "arn:aws:sqs:us-east-1:000000000000:orders-changes-failed")
+    assert (jobs.source, jobs.batch_size, jobs.maximum_concurrency) == ("sqs", 100, 20)
+    assert payments.fifo and payments.batch_size == 10
