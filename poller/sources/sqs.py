@@ -344,7 +344,7 @@ class SqsMapping:
 
     async def _keep_invisible(self, batch: _Batch) -> None:
         """Extend the visibility of the batch's messages while it is gathered and processed."""
-        every = max(1.0, self.visibility / 2)
+        every = max(0.5, self.visibility / 2)
         while True:
             await asyncio.sleep(every)
             if not batch.handles:
