@@ -1,10 +1,11 @@
-"""SQS partial batch responses (ReportBatchItemFailures with messageIds), AWS's cases."""
+"""SQS: partial batch responses (ReportBatchItemFailures with messageIds, AWS's cases) and the
+process-wide poller budget."""
 
 from __future__ import annotations
 
 import pytest
 
-from poller.sources.sqs import failed_ids
+from poller.sources.sqs import PollerBudget, failed_ids
 
 IDS = {"m1", "m2", "m3"}
 
@@ -34,3 +35,13 @@ def test_reported_failures() -> None:
 ])
 def test_complete_failure(payload: bytes) -> None:
     assert failed_ids(payload, IDS) is None
+
+
+def test_poller_budget_caps_pollers_across_mappings() -> None:
+    budget = PollerBudget(2)
+    assert budget.take() and budget.take()
+    assert not budget.take()  # the cap
+    assert budget.take(force=True)  # every mapping keeps at least its first pollers
+    budget.give()
+    budget.give()
+    assert budget.used == 1 and budget.take()
