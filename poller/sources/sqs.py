@@ -266,6 +266,10 @@ class SqsMapping:
                 log.warning("sqs_receive_failed", mapping=self.mapping.uuid, error=str(exc),
                             attempt=failures)
                 full = False
+            except Exception:  # a bug must not end polling: log it, back off, go on
+                failures += 1
+                log.exception("sqs_poller_error", mapping=self.mapping.uuid, attempt=failures)
+                full = False
             finally:
                 keeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
