@@ -260,3 +260,50 @@ async def test_throttled_reads_back_off_and_resume(dynamodb_local_endpoint: str,
     # four backoffs of at least half their (growing) delay: 0.05 + 0.1 + 0.2 + 0.2
     assert elapsed >= 0.5
     assert pks(rec.ok) == ["t0", "t1", "t2"]
+
+
+class ExpiresOnce:
+    """Wraps a ShardApi: the GetRecords after the first records answers ExpiredIterator."""
+
+    def __init__(self, api: Any) -> None:
+        self._api = api
+        self.reads = 0
+        self.expired = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._api, name)
+
+    async def get_records(self, iterator: str, limit: int) -> dict[str, Any]:
+        self.reads += 1
+        if self.reads == 2 and not self.expired:
+            self.expired = True
+            raise AwsError("ExpiredIteratorException", "Iterator expired", 400)
+        result: dict[str, Any] = await self._api.get_records(iterator, limit)
+        return result
+
+
+async def test_expired_iterator_is_renewed_after_the_last_record_read(
+        dynamodb_local_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ep = dynamodb_local_endpoint
+    table, arn = create_table(ep)
+    for i in range(3):
+        put(ep, table, f"e{i}")
+    wrapped: list[ExpiresOnce] = []
+
+    def expiring_api(*args: Any) -> ExpiresOnce:
+        wrapped.append(ExpiresOnce(DynamoDBStreamsApi(*args)))
+        return wrapped[-1]
+
+    monkeypatch.setattr(service_module, "DynamoDBStreamsApi", expiring_api)
+    rec = EventRecorder()
+    async with function_host(rec) as host:
+        mapping = source_mapping(arn, starting_position="TRIM_HORIZON")
+        config = source_config(mapping, lambda_endpoint=host.endpoint, state=tmp_path / "s.db",
+                               dynamodb=ep)
+        async with running(config):
+            await wait_for(lambda: len(rec.ok) >= 3, 30)
+            await wait_for(lambda: wrapped[0].expired, 10)
+            await asyncio.to_thread(put, ep, table, "e3")
+            await wait_for(lambda: len(rec.ok) >= 4, 30)
+    assert counter(metrics.poll_errors, mapping.uuid, kind="expired_iterator") == 1
+    assert pks(rec.ok) == ["e0", "e1", "e2", "e3"]  # nothing lost, nothing read twice

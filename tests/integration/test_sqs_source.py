@@ -282,3 +282,20 @@ async def test_batches_stay_under_the_invoke_payload_limit(moto_endpoint: str,
             await wait_for(lambda: queue_count(moto_endpoint, url) == 0, 30)
     assert len(rec.events) >= 2 and max(sizes) <= 6_291_456
     assert {r["body"][:3] for r in rec.ok} == {f"{i:03d}" for i in range(30)}
+
+
+async def test_throttled_invokes_leave_messages_for_later(moto_endpoint: str,
+                                                          tmp_path: Path) -> None:
+    url, arn = create_queue(moto_endpoint, unique_name("sqs"), {"VisibilityTimeout": "1"})
+    bodies = [f"t{i}" for i in range(30)]
+    send(moto_endpoint, url, bodies)
+    rec = EventRecorder(delay=0.2)
+    async with function_host(rec, concurrency=1) as host:  # reserved concurrency 1: 429s
+        mapping = source_mapping(arn, batch_size=2)
+        config = source_config(mapping, lambda_endpoint=host.endpoint, state=tmp_path / "s.db",
+                               moto=moto_endpoint)
+        async with running(config):
+            await wait_for(lambda: {r["body"] for r in rec.ok} == set(bodies), 60)
+            await wait_for(lambda: queue_count(moto_endpoint, url) == 0, 30)
+            assert counter(metrics.throttles, mapping.uuid, where="invoke") > 0
+    assert rec.max_in_flight == 1
