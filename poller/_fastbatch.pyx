@@ -547,6 +547,73 @@ cdef class KafkaEncoder:
             rec.key = key_b64.decode("ascii")
             rec.arrival = timestamp / 1000.0
             rec.fragment = b"".join(parts)
+cdef object _compact = json.JSONEncoder(separators=(",", ":")).encode
+cdef tuple _SQS_ATTRIBUTE_ORDER = (
+    "ApproximateReceiveCount", "SentTimestamp", "SequenceNumber", "MessageGroupId", "SenderId",
+    "MessageDeduplicationId", "ApproximateFirstReceiveTimestamp")
+
+
+cdef str _number(object value):
+    if (PyFloat_CheckExact(value) and isfinite(PyFloat_AS_DOUBLE(value))) or PyLong_CheckExact(value):
+        return repr(value)
+    return json.dumps(value)
+
+
+@cython.final
+cdef class DynamoDBEncoder:
+    """Renders DynamoDB Streams GetRecords records (the API's JSON) as Lambda DynamoDB event
+    records, in AWS's field order (eventVersion 1.1, creation time in whole seconds)."""
+
+    cdef str _middle
+    cdef str _tail
+
+    def __init__(self, str region, str stream_arn):
+        self._middle = (',"eventVersion":"1.1","eventSource":"aws:dynamodb","awsRegion":'
+                        + _json_str(region) + ',"dynamodb":{')
+        self._tail = ',"eventSourceARN":' + _json_str(stream_arn) + "}"
+
+    def encode(self, raw):
+        cdef list out = []
+        cdef list inner
+        cdef dict ddb
+        cdef str seq, keys, user
+        cdef object created, image, identity, item
+        cdef Record rec
+        for item in raw:
+            ddb = item["dynamodb"]
+            seq = ddb["SequenceNumber"]
+            created = ddb.get("ApproximateCreationDateTime")
+            keys = _compact(ddb.get("Keys") or {})
+            inner = []
+            if created is not None:
+                inner.append('"ApproximateCreationDateTime":' + str(int(created // 1)))
+            inner.append('"Keys":' + keys)
+            image = ddb.get("NewImage")
+            if image is not None:
+                inner.append('"NewImage":' + _compact(image))
+            image = ddb.get("OldImage")
+            if image is not None:
+                inner.append('"OldImage":' + _compact(image))
+            inner.append('"SequenceNumber":' + _json_str(seq))
+            if ddb.get("SizeBytes") is not None:
+                inner.append('"SizeBytes":' + _number(ddb["SizeBytes"]))
+            if ddb.get("StreamViewType") is not None:
+                inner.append('"StreamViewType":' + _json_str(ddb["StreamViewType"]))
+            identity = item.get("userIdentity")
+            if identity is None:
+                user = ""
+            else:
+                user = (',"userIdentity":{"type":' + _json_str(identity.get("Type", ""))
+                        + ',"principalId":' + _json_str(identity.get("PrincipalId", "")) + "}")
+            rec = Record.__new__(Record)
+            rec.fragment = "".join((
+                '{"eventID":', _json_str(item["eventID"]), ',"eventName":',
+                _json_str(item["eventName"]), self._middle, ",".join(inner), "}", user,
+                self._tail)).encode("ascii")
+            rec.position = PyLong_FromUnicodeObject(seq, 10)
+            rec.seq = seq
+            rec.key = keys
+            rec.arrival = float(created or 0)
             rec.done = False
             out.append(rec)
         return out
@@ -588,3 +655,74 @@ def build_framed(bytes head not None, records, Py_ssize_t start=0, end=None,
         raise RuntimeError("a record's fragment changed while its payload was built")
     _put(out, tail)
     return payload
+cdef str _sqs_message_attributes(dict attrs):
+    cdef list parts = [], fields
+    cdef object name, value
+    for name, value in attrs.items():
+        fields = []
+        if "StringValue" in value:
+            fields.append('"stringValue":' + _json_str(value["StringValue"]))
+        if "BinaryValue" in value:
+            fields.append('"binaryValue":' + _json_str(value["BinaryValue"]))
+        fields.append('"stringListValues":' + _compact(value.get("StringListValues") or []))
+        fields.append('"binaryListValues":' + _compact(value.get("BinaryListValues") or []))
+        fields.append('"dataType":' + _json_str(value.get("DataType", "String")))
+        parts.append(_json_str(name) + ":{" + ",".join(fields) + "}")
+    return "{" + ",".join(parts) + "}"
+
+
+cdef str _sqs_attributes(dict attrs):
+    cdef list parts = []
+    cdef object k, v
+    for k in _SQS_ATTRIBUTE_ORDER:
+        if k in attrs:
+            parts.append(_json_str(k) + ":" + _json_str(str(attrs[k])))
+    for k, v in attrs.items():
+        if k not in _SQS_ATTRIBUTE_ORDER:
+            parts.append(_json_str(k) + ":" + _json_str(str(v)))
+    return "{" + ",".join(parts) + "}"
+
+
+@cython.final
+cdef class SqsEncoder:
+    """Renders SQS ReceiveMessage messages (the JSON protocol's shape) as Lambda SQS event
+    records, in AWS's field order. ``position`` counts messages in receive order, ``seq`` is
+    the messageId (the itemIdentifier), ``key`` the MessageGroupId (FIFO) or messageId."""
+
+    cdef str _tail
+    cdef long long _next
+
+    def __init__(self, str region, str queue_arn):
+        self._tail = (',"eventSource":"aws:sqs","eventSourceARN":' + _json_str(queue_arn)
+                      + ',"awsRegion":' + _json_str(region) + "}")
+        self._next = 0
+
+    def encode(self, raw):
+        cdef list out = []
+        cdef dict attrs
+        cdef str mid
+        cdef object msg, md5_attrs, sent, group
+        cdef Record rec
+        for msg in raw:
+            attrs = msg.get("Attributes") or {}
+            mid = msg["MessageId"]
+            md5_attrs = msg.get("MD5OfMessageAttributes")
+            rec = Record.__new__(Record)
+            rec.fragment = "".join((
+                '{"messageId":', _json_str(mid), ',"receiptHandle":',
+                _json_str(msg["ReceiptHandle"]), ',"body":', _json_str(msg["Body"]),
+                ',"attributes":', _sqs_attributes(attrs), ',"messageAttributes":',
+                _sqs_message_attributes(msg.get("MessageAttributes") or {}),
+                ',"md5OfBody":', _json_str(msg["MD5OfBody"]),
+                "" if md5_attrs is None else ',"md5OfMessageAttributes":' + _json_str(md5_attrs),
+                self._tail)).encode("ascii")
+            sent = attrs.get("SentTimestamp")
+            group = attrs.get("MessageGroupId")
+            self._next += 1
+            rec.position = self._next
+            rec.seq = mid
+            rec.key = group or mid
+            rec.arrival = int(sent) / 1000.0 if sent else 0.0
+            rec.done = False
+            out.append(rec)
+        return out

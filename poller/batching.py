@@ -31,12 +31,16 @@ __all__ = [
     "ENVELOPE_BYTES",
     "IMPLEMENTATION",
     "MAX_PAYLOAD_BYTES",
+    "DynamoDBEncoder",
     "KafkaEncoder",
     "KinesisEncoder",
+    "PyDynamoDBEncoder",
     "PyKafkaEncoder",
     "PyKinesisEncoder",
     "PyRecord",
+    "PySqsEncoder",
     "Record",
+    "SqsEncoder",
     "build_framed",
     "build_payload",
     "extension",
@@ -186,6 +190,113 @@ def py_build_framed(head: bytes, records: Sequence[PyRecord], start: int = 0,
     span = _bounds(len(records), start, end)
     body = b",".join([records[i].fragment for i in span])
     return b"".join((head, body, tail))
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+# AWS's order of the attributes in an SQS event record; others follow in the API's order
+SQS_ATTRIBUTE_ORDER = ("ApproximateReceiveCount", "SentTimestamp", "SequenceNumber",
+                       "MessageGroupId", "SenderId", "MessageDeduplicationId",
+                       "ApproximateFirstReceiveTimestamp")
+
+
+class PyDynamoDBEncoder:
+    """Renders DynamoDB Streams GetRecords records (the API's JSON) as Lambda DynamoDB event
+    records, in AWS's field order (eventVersion 1.1, creation time in whole seconds)."""
+
+    __slots__ = ("_middle", "_tail")
+
+    def __init__(self, region: str, stream_arn: str) -> None:
+        self._middle = (',"eventVersion":"1.1","eventSource":"aws:dynamodb","awsRegion":'
+                        + _json_str(region) + ',"dynamodb":{')
+        self._tail = ',"eventSourceARN":' + _json_str(stream_arn) + "}"
+
+    def encode(self, raw: Sequence[dict[str, Any]]) -> list[PyRecord]:
+        out: list[PyRecord] = []
+        for item in raw:
+            ddb = item["dynamodb"]
+            seq: str = ddb["SequenceNumber"]
+            created = ddb.get("ApproximateCreationDateTime")
+            keys = _compact(ddb.get("Keys") or {})
+            inner: list[str] = []
+            if created is not None:
+                inner.append('"ApproximateCreationDateTime":' + str(math.floor(created)))
+            inner.append('"Keys":' + keys)
+            for name in ("NewImage", "OldImage"):
+                image = ddb.get(name)
+                if image is not None:
+                    inner.append(f'"{name}":' + _compact(image))
+            inner.append('"SequenceNumber":' + _json_str(seq))
+            size = ddb.get("SizeBytes")
+            if size is not None:
+                inner.append('"SizeBytes":' + _json_number(size))
+            view = ddb.get("StreamViewType")
+            if view is not None:
+                inner.append('"StreamViewType":' + _json_str(view))
+            identity = item.get("userIdentity")
+            user = "" if identity is None else (
+                ',"userIdentity":{"type":' + _json_str(identity.get("Type", ""))
+                + ',"principalId":' + _json_str(identity.get("PrincipalId", "")) + "}")
+            fragment = "".join((
+                '{"eventID":', _json_str(item["eventID"]), ',"eventName":',
+                _json_str(item["eventName"]), self._middle, ",".join(inner), "}", user,
+                self._tail)).encode("ascii")
+            out.append(PyRecord(int(seq), seq, keys, float(created or 0), fragment))
+        return out
+
+
+def _sqs_message_attributes(attrs: dict[str, Any]) -> str:
+    parts = []
+    for name, value in attrs.items():
+        fields = []
+        if "StringValue" in value:
+            fields.append('"stringValue":' + _json_str(value["StringValue"]))
+        if "BinaryValue" in value:
+            fields.append('"binaryValue":' + _json_str(value["BinaryValue"]))
+        fields.append('"stringListValues":' + _compact(value.get("StringListValues") or []))
+        fields.append('"binaryListValues":' + _compact(value.get("BinaryListValues") or []))
+        fields.append('"dataType":' + _json_str(value.get("DataType", "String")))
+        parts.append(_json_str(name) + ":{" + ",".join(fields) + "}")
+    return "{" + ",".join(parts) + "}"
+
+
+def _sqs_attributes(attrs: dict[str, Any]) -> str:
+    parts = [_json_str(k) + ":" + _json_str(str(attrs[k]))
+             for k in SQS_ATTRIBUTE_ORDER if k in attrs]
+    parts += [_json_str(k) + ":" + _json_str(str(v))
+              for k, v in attrs.items() if k not in SQS_ATTRIBUTE_ORDER]
+    return "{" + ",".join(parts) + "}"
+
+
+class PySqsEncoder:
+    """Renders SQS ReceiveMessage messages (the JSON protocol's shape) as Lambda SQS event
+    records, in AWS's field order. ``position`` counts messages in receive order, ``seq`` is
+    the messageId (the itemIdentifier), ``key`` the MessageGroupId (FIFO) or messageId."""
+
+    __slots__ = ("_next", "_tail")
+
+    def __init__(self, region: str, queue_arn: str) -> None:
+        self._tail = (',"eventSource":"aws:sqs","eventSourceARN":' + _json_str(queue_arn)
+                      + ',"awsRegion":' + _json_str(region) + "}")
+        self._next = 0
+
+    def encode(self, raw: Sequence[dict[str, Any]]) -> list[PyRecord]:
+        out: list[PyRecord] = []
+        for msg in raw:
+            attrs = msg.get("Attributes") or {}
+            mid: str = msg["MessageId"]
+            md5_attrs = msg.get("MD5OfMessageAttributes")
+            fragment = "".join((
+                '{"messageId":', _json_str(mid), ',"receiptHandle":',
+                _json_str(msg["ReceiptHandle"]), ',"body":', _json_str(msg["Body"]),
+                ',"attributes":', _sqs_attributes(attrs), ',"messageAttributes":',
+                _sqs_message_attributes(msg.get("MessageAttributes") or {}),
+                ',"md5OfBody":', _json_str(msg["MD5OfBody"]),
+                "" if md5_attrs is None else ',"md5OfMessageAttributes":' + _json_str(md5_attrs),
+                self._tail)).encode("ascii")
+            sent = attrs.get("SentTimestamp")
+            self._next += 1
+            out.append(PyRecord(self._next, mid, attrs.get("MessageGroupId") or mid,
+                                int(sent) / 1000.0 if sent else 0.0, fragment))
+        return out
 
 
 def _bounds(n: int, start: int, end: int | None) -> range:
@@ -233,6 +344,8 @@ pure = types.SimpleNamespace(
     Record=PyRecord,
     KinesisEncoder=PyKinesisEncoder,
     KafkaEncoder=PyKafkaEncoder,
+    DynamoDBEncoder=PyDynamoDBEncoder,
+    SqsEncoder=PySqsEncoder,
     build_payload=py_build_payload,
     build_framed=py_build_framed,
     framed_size=py_framed_size,
@@ -264,9 +377,11 @@ if TYPE_CHECKING:
     from poller._fastbatch import (
         ENVELOPE_BYTES,
         MAX_PAYLOAD_BYTES,
+        DynamoDBEncoder,
         KafkaEncoder,
         KinesisEncoder,
         Record,
+        SqsEncoder,
         build_framed,
         build_payload,
         framed_size,
@@ -282,6 +397,8 @@ else:
     KafkaEncoder = _chosen.KafkaEncoder
     build_framed = _chosen.build_framed
     framed_size = _chosen.framed_size
+    DynamoDBEncoder = _chosen.DynamoDBEncoder
+    SqsEncoder = _chosen.SqsEncoder
     build_payload = _chosen.build_payload
     payload_size = _chosen.payload_size
     take_batch = _chosen.take_batch

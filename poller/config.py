@@ -108,6 +108,7 @@ _KAFKA_GROUP_RE = re.compile(r"[ a-zA-Z0-9\-/*:_+=.@]{1,200}")
 _KAFKA_SERVER_RE = re.compile(r"[^\s,:]{1,294}:[0-9]{1,5}")
 _POLLER_GROUP_RE = re.compile(r"[a-zA-Z0-9_-]{0,128}")
 _SECRET_ARN_RE = re.compile(rf"arn:{_PARTITION}:secretsmanager:{_REGION}:\d{{12}}:secret:.+")
+_DDB_STREAM_RE = re.compile(r"table/[a-zA-Z0-9_.-]{3,255}/stream/[^/\s]+")
 _FUNCTION_RE = re.compile(
     rf"(?:arn:(?P<partition>aws[a-zA-Z-]*)?:lambda:)?(?:(?P<region>{_REGION}):)?"
     r"(?:(?P<account>\d{12}):)?(?P<fn>function:)?(?P<name>[a-zA-Z0-9_.-]+)"
@@ -127,6 +128,7 @@ _VAR_RE = re.compile(r"\$(\$?)\{([^{}]*)\}")
 _VAR_BODY_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)(.*))?", re.S)
 
 _STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
+_DDB_STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
 _TARGET_TYPES = ("lambda", "http", "python")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 _LOG_FORMATS = ("auto", "json", "console")
@@ -139,13 +141,19 @@ _MAPPING_FIELDS = (
     "MaximumRecordAgeInSeconds", "MaximumRetryAttempts", "BisectBatchOnFunctionError",
     "ParallelizationFactor", "DestinationConfig", "FunctionResponseTypes",
     "TumblingWindowInSeconds", "FilterCriteria", "KMSKeyArn", "MetricsConfig", "Tags", "Target",
+    "ScalingConfig",
+)
+# stream-only parameters AWS rejects for SQS queues
+_NOT_FOR_SQS = (
+    "StartingPosition", "StartingPositionTimestamp", "DestinationConfig", "MaximumRetryAttempts",
+    "MaximumRecordAgeInSeconds", "BisectBatchOnFunctionError", "ParallelizationFactor",
+    "TumblingWindowInSeconds",
 )
 _NOT_FOR_KINESIS = {
     "Queues": "Amazon MQ",
     "Topics": "Kafka",
     "SourceAccessConfigurations": "Kafka and Amazon MQ",
     "SelfManagedEventSource": "self-managed Kafka",
-    "ScalingConfig": "SQS",
     "AmazonManagedKafkaEventSourceConfig": "Amazon MSK",
     "SelfManagedKafkaEventSourceConfig": "self-managed Kafka",
     "DocumentDBEventSourceConfig": "DocumentDB",
@@ -181,13 +189,16 @@ _TARGET_FIELDS: dict[str, tuple[str, ...]] = {
     "KeyParallelism": _TARGET_TYPES,
 }
 _UNSUPPORTED_SOURCES = {
-    "dynamodb": "DynamoDB Streams", "sqs": "SQS", "kafka": "Amazon MSK (Kafka)",
-    "mq": "Amazon MQ", "rds": "DocumentDB",
+    "kafka": "Amazon MSK (Kafka)", "mq": "Amazon MQ", "rds": "DocumentDB",
 }
 _KINESIS_ONLY = (
-    "this release supports Kinesis stream ARNs only "
-    "(arn:aws:kinesis:<region>:<account>:stream/<name>)"
+    "this release supports Kinesis stream ARNs "
+    "(arn:aws:kinesis:<region>:<account>:stream/<name>), DynamoDB stream ARNs "
+    "(arn:aws:dynamodb:<region>:<account>:table/<table>/stream/<label>) and SQS queue ARNs "
+    "(arn:aws:sqs:<region>:<account>:<queue>)"
 )
+SQS_MAX_BATCH_WITHOUT_WINDOW = 10
+SQS_FIFO_MAX_BATCH = 10
 
 TUNING_RANGES: Final[dict[str, tuple[float, float]]] = {
     "shard_discovery_seconds": (1.0, 3600.0),
@@ -202,6 +213,9 @@ TUNING_RANGES: Final[dict[str, tuple[float, float]]] = {
     "destination_attempts": (1, 100),
     "max_filters_per_mapping": (5, 10),
     "kafka_session_timeout_seconds": (1.0, 300.0),
+    "ddb_poll_interval_seconds": (0.01, 60.0),
+    "sqs_wait_time_seconds": (0, 20),
+    "sqs_max_pollers": (1, 10000),
 }
 """Inclusive (min, max) for every TuningConfig field."""
 
@@ -657,7 +671,7 @@ def _log(c: _Checker, value: object) -> tuple[str, str]:
 
 def _mapping_key_hint(key: str) -> str | None:
     if key in _NOT_FOR_KINESIS:
-        return (f"does not apply to Kinesis event sources (it is for "
+        return (f"does not apply to Kinesis, DynamoDB Streams or SQS event sources (it is for "
                 f"{_NOT_FOR_KINESIS[key]}); remove it")
     if key in _OUTPUT_ONLY:
         extra = "; use FunctionName" if key == "FunctionArn" else ""
@@ -668,7 +682,7 @@ def _mapping_key_hint(key: str) -> str | None:
 
 def _event_source_arn(c: _Checker, path: str, value: object) -> str | None:
     arn = c.str_(path, value, required=True,
-                 expected="a Kinesis stream ARN (arn:aws:kinesis:<region>:<account>:stream/<name>)")
+                 expected="a Kinesis stream, DynamoDB stream or SQS queue ARN")
     if not arn:
         return None
     m = _ARN_RE.fullmatch(arn)
@@ -685,6 +699,20 @@ def _event_source_arn(c: _Checker, path: str, value: object) -> str | None:
             c.add(path, value, "must be a Kinesis stream ARN "
                   "arn:aws:kinesis:<region>:<12-digit account>:stream/<name> "
                   "(name: 1 to 128 of a-z A-Z 0-9 _ . -)")
+            return None
+        return arn
+    if service == "dynamodb":
+        if _DDB_STREAM_RE.fullmatch(resource) is None or not region or not account:
+            c.add(path, value, "must be a DynamoDB stream ARN "
+                  "arn:aws:dynamodb:<region>:<12-digit account>:table/<table>/stream/<label> "
+                  "(a table ARN has no stream: enable the table's stream and use its ARN)")
+            return None
+        return arn
+    if service == "sqs":
+        if _SQS_NAME_RE.fullmatch(resource) is None or not region or not account:
+            c.add(path, value, "must be an SQS queue ARN "
+                  "arn:aws:sqs:<region>:<12-digit account>:<queue name> "
+                  "(1 to 80 of a-z A-Z 0-9 _ -, optionally ending in .fifo)")
             return None
         return arn
     if service in _UNSUPPORTED_SOURCES:
@@ -1135,8 +1163,9 @@ def _filter_criteria(c: _Checker, path: str, value: object, max_filters: int,
                      source_arn: str | None) -> tuple[str, ...]:
     if value is MISSING or value is None:
         return ()
-    kinesis = source_arn is not None and source_arn.startswith("arn:aws:kinesis:")
-    object_keys = frozenset({"data"}) if kinesis else frozenset()
+    service = source_arn.split(":", 3)[2] if source_arn else ""
+    object_keys = frozenset({"data": {"data"}, "dynamodb": {"dynamodb"}}.get(
+        "data" if service == "kinesis" else service, set()))
     problems = filter_criteria_problems(value, max_filters, object_keys)
     for sub, message in problems:
         c.add(_join(path, sub) if sub else path, MISSING, message)
@@ -1185,53 +1214,96 @@ def _mapping(c: _Checker, path: str, value: object, msk: dict[str, tuple[str, ..
                               expected="1 to 128 of A-Z a-z 0-9 . _ -, starting with a letter "
                                        "or digit")
 
+    service = source_arn.split(":", 3)[2] if source_arn else ""
+    sqs = service == "sqs"
+    fifo = sqs and bool(source_arn) and cast(str, source_arn).endswith(".fifo")
+    source_name = ("Kafka" if is_kafka else
+                   {"sqs": "SQS", "dynamodb": "DynamoDB Streams"}.get(service, "Kinesis"))
+    if sqs:
+        for key in _NOT_FOR_SQS:
+            if key in d:
+                c.add(p(key), MISSING, "does not apply to SQS event sources (stream sources "
+                      "only); remove it")
+    elif "ScalingConfig" in d:
+        c.add(p("ScalingConfig"), MISSING, f"does not apply to {source_name} event sources "
+              "(it is for SQS); remove it")
+
     enabled = c.bool_(p("Enabled"), f("Enabled"), True)
-    batch_size = c.int_(p("BatchSize"), f("BatchSize"), 100, 1, 10000)
     window: float = c.int_(p("MaximumBatchingWindowInSeconds"),
                            f("MaximumBatchingWindowInSeconds"), 0, 0, 300)
     if is_kafka and f("MaximumBatchingWindowInSeconds") in (MISSING, None):
         window = _KAFKA_WINDOW_DEFAULT
-    position = c.choice(p("StartingPosition"), f("StartingPosition"), _STARTING_POSITIONS, None,
-                        required=True, expected=" for Kafka" if is_kafka else " for Kinesis")
-    ts_value = f("StartingPositionTimestamp")
+    if fifo:
+        batch_size = c.int_(p("BatchSize"), f("BatchSize"), 10, 1, SQS_FIFO_MAX_BATCH,
+                            "must be an integer from 1 to 10 for a FIFO queue")
+        if window:
+            c.add(p("MaximumBatchingWindowInSeconds"), window,
+                  "is not supported for FIFO queues; remove it or set 0")
+    elif sqs:
+        batch_size = c.int_(p("BatchSize"), f("BatchSize"), 10, 1, 10000)
+        if batch_size > SQS_MAX_BATCH_WITHOUT_WINDOW and window < 1:
+            c.add(p("BatchSize"), batch_size, "larger than 10 requires "
+                  "MaximumBatchingWindowInSeconds of at least 1 for SQS queues")
+    else:
+        batch_size = c.int_(p("BatchSize"), f("BatchSize"), 100, 1, 10000)
+    concurrency: int | None = None
+    if sqs:
+        scaling = c.obj(p("ScalingConfig"), f("ScalingConfig"), ("MaximumConcurrency",))
+        raw_concurrency = scaling.get("MaximumConcurrency")
+        if raw_concurrency is not None:
+            concurrency = c.int_(_join(p("ScalingConfig"), "MaximumConcurrency"),
+                                 raw_concurrency, 2, 2, 1000)
+    position: str | None = None
     timestamp: float | None = None
-    if position == "AT_TIMESTAMP":
-        if ts_value is MISSING or ts_value is None:
-            c.add(p("StartingPositionTimestamp"), MISSING, "is required when StartingPosition "
-                  "is AT_TIMESTAMP: epoch seconds (a number) or an ISO-8601 date-time")
-        else:
-            timestamp = _starting_timestamp(c, p("StartingPositionTimestamp"), ts_value)
-    elif ts_value is not MISSING and ts_value is not None:
-        c.add(p("StartingPositionTimestamp"), ts_value,
-              "is only allowed with StartingPosition AT_TIMESTAMP")
-    max_age = c.int_(p("MaximumRecordAgeInSeconds"), f("MaximumRecordAgeInSeconds"), -1,
-                     -1, 604800, "must be -1 (no limit) or an integer from 60 to 604800",
-                     ok=lambda n: n == -1 or n >= 60)
-    retries = c.int_(p("MaximumRetryAttempts"), f("MaximumRetryAttempts"), -1, -1, 10000,
-                     "must be an integer from -1 to 10000 (-1 = retry until the records expire)")
-    bisect = c.bool_(p("BisectBatchOnFunctionError"), f("BisectBatchOnFunctionError"), False)
-    parallel = c.int_(p("ParallelizationFactor"), f("ParallelizationFactor"), 1, 1, 10)
-    destination = _destination(c, p("DestinationConfig"), f("DestinationConfig"), is_kafka)
-    if (destination and kafka is not None
-            and destination.removeprefix("kafka://") == kafka.topic):
-        c.add(p("DestinationConfig.OnFailure.Destination"), destination,
-              "must not be the source topic (Lambda rejects this to avoid recursion)")
-    if is_kafka and destination and retries == -1:
-        retries = _KAFKA_RETRY_CAP
+    max_age = retries = -1
+    bisect = False
+    parallel = 1
+    destination: str | None = None
+    tumbling = 0
+    if not sqs:
+        positions = _DDB_STARTING_POSITIONS if service == "dynamodb" else _STARTING_POSITIONS
+        position = c.choice(p("StartingPosition"), f("StartingPosition"), positions, None,
+                            required=True, expected=f" for {source_name}")
+        ts_value = f("StartingPositionTimestamp")
+        if position == "AT_TIMESTAMP":
+            if ts_value is MISSING or ts_value is None:
+                c.add(p("StartingPositionTimestamp"), MISSING, "is required when "
+                      "StartingPosition is AT_TIMESTAMP: epoch seconds (a number) or an "
+                      "ISO-8601 date-time")
+            else:
+                timestamp = _starting_timestamp(c, p("StartingPositionTimestamp"), ts_value)
+        elif ts_value is not MISSING and ts_value is not None:
+            c.add(p("StartingPositionTimestamp"), ts_value,
+                  "is only allowed with StartingPosition AT_TIMESTAMP")
+        max_age = c.int_(p("MaximumRecordAgeInSeconds"), f("MaximumRecordAgeInSeconds"), -1,
+                         -1, 604800, "must be -1 (no limit) or an integer from 60 to 604800",
+                         ok=lambda n: n == -1 or n >= 60)
+        retries = c.int_(p("MaximumRetryAttempts"), f("MaximumRetryAttempts"), -1, -1, 10000,
+                         "must be an integer from -1 to 10000 (-1 = retry until the records "
+                         "expire)")
+        bisect = c.bool_(p("BisectBatchOnFunctionError"), f("BisectBatchOnFunctionError"),
+                         False)
+        parallel = c.int_(p("ParallelizationFactor"), f("ParallelizationFactor"), 1, 1, 10)
+        destination = _destination(c, p("DestinationConfig"), f("DestinationConfig"), is_kafka)
+        if (destination and kafka is not None
+                and destination.removeprefix("kafka://") == kafka.topic):
+            c.add(p("DestinationConfig.OnFailure.Destination"), destination,
+                  "must not be the source topic (Lambda rejects this to avoid recursion)")
+        if is_kafka and destination and retries == -1:
+            retries = _KAFKA_RETRY_CAP
+        tumbling = c.int_(p("TumblingWindowInSeconds"), f("TumblingWindowInSeconds"), 0, 0, 900,
+                          "must be an integer from 0 (off) to 900")
+        if tumbling and parallel > 1:
+            c.add(p("ParallelizationFactor"), parallel,
+                  "must be 1 with TumblingWindowInSeconds (a window's state is carried from one "
+                  "invocation to the next, in shard order)")
     response_types = _response_types(c, p("FunctionResponseTypes"), f("FunctionResponseTypes"))
-
-    tumbling = c.int_(p("TumblingWindowInSeconds"), f("TumblingWindowInSeconds"), 0, 0, 900,
-                      "must be an integer from 0 (off) to 900")
-    if tumbling and parallel > 1:
-        c.add(p("ParallelizationFactor"), parallel,
-              "must be 1 with TumblingWindowInSeconds (a window's state is carried from one "
-              "invocation to the next, in shard order)")
     max_filters = (tuning or TuningConfig()).max_filters_per_mapping
     patterns = _filter_criteria(c, p("FilterCriteria"), f("FilterCriteria"), max_filters,
                                 source_arn)
-    if is_kafka and patterns:
+    if (is_kafka or sqs) and patterns:
         c.add(p("FilterCriteria"), MISSING, "event filtering is not supported yet by esm-poller "
-              "for Kafka event sources; remove it")
+              f"for {source_name} event sources; remove it")
         patterns = ()
 
     kms = c.str_(p("KMSKeyArn"), f("KMSKeyArn"), pattern=_KMS_ARN_RE,
@@ -1267,6 +1339,7 @@ def _mapping(c: _Checker, path: str, value: object, msk: dict[str, tuple[str, ..
         filter_patterns=patterns,
         tumbling_window_in_seconds=tumbling,
         kafka=kafka,
+        maximum_concurrency=concurrency,
     )
 
 
@@ -1361,28 +1434,38 @@ def _mapping_line(m: Mapping) -> str:
         target = f"python {t.handler}"
     else:
         target = f"lambda{':' + t.qualifier if t.qualifier else ''}"
-    position = str(m.starting_position)
-    if m.starting_position_timestamp is not None:
-        when = datetime.fromtimestamp(m.starting_position_timestamp, UTC)
-        position += f" {when.isoformat().replace('+00:00', 'Z')}"
-    settings = [
-        "enabled" if m.enabled else "DISABLED",
-        position,
-        f"BatchSize {m.batch_size}",
-        f"window {m.maximum_batching_window_in_seconds}s",
-        (f"KeyParallelism {t.key_parallelism}" if m.kafka is not None
-         else f"ParallelizationFactor {m.parallelization_factor}"),
-        f"retries {_limit(m.maximum_retry_attempts)}",
-        f"max age {_limit(m.maximum_record_age_in_seconds, 's')}",
-        f"bisect {'on' if m.bisect_batch_on_function_error else 'off'}",
-    ]
+    if m.source == "sqs":
+        settings = [
+            "enabled" if m.enabled else "DISABLED",
+            "FIFO queue" if m.fifo else "standard queue",
+            f"BatchSize {m.batch_size}",
+            f"window {m.maximum_batching_window_in_seconds}s",
+            f"MaximumConcurrency {m.maximum_concurrency or 'unset'}",
+        ]
+    else:
+        position = str(m.starting_position)
+        if m.starting_position_timestamp is not None:
+            when = datetime.fromtimestamp(m.starting_position_timestamp, UTC)
+            position += f" {when.isoformat().replace('+00:00', 'Z')}"
+        settings = [
+            "enabled" if m.enabled else "DISABLED",
+            position,
+            f"BatchSize {m.batch_size}",
+            f"window {m.maximum_batching_window_in_seconds}s",
+            (f"KeyParallelism {t.key_parallelism}" if m.kafka is not None
+             else f"ParallelizationFactor {m.parallelization_factor}"),
+            f"retries {_limit(m.maximum_retry_attempts)}",
+            f"max age {_limit(m.maximum_record_age_in_seconds, 's')}",
+            f"bisect {'on' if m.bisect_batch_on_function_error else 'off'}",
+        ]
     if m.report_batch_item_failures:
         settings.append("ReportBatchItemFailures")
     if m.filter_patterns:
         settings.append(f"{len(m.filter_patterns)} filter(s)")
     if m.tumbling_window_in_seconds:
         settings.append(f"tumbling window {m.tumbling_window_in_seconds}s")
-    settings.append(f"on failure -> {m.on_failure_destination or 'none'}")
+    if m.source != "sqs":
+        settings.append(f"on failure -> {m.on_failure_destination or 'none'}")
     if t.timeout_seconds != _DEFAULT_TARGET.timeout_seconds:
         settings.append(f"timeout {_fmt(t.timeout_seconds)}s")
     notes = []

@@ -73,6 +73,9 @@ class TuningConfig:
     # AWS's FilterCriteria quota: 5 filters per mapping, raisable to 10 on request
     max_filters_per_mapping: int = 5
     kafka_session_timeout_seconds: float = 10.0  # a dead consumer's partitions move after this
+    ddb_poll_interval_seconds: float = 0.25  # DynamoDB Streams: 4 GetRecords/s/shard (AWS's rate)
+    sqs_wait_time_seconds: int = 20  # ReceiveMessage long poll
+    sqs_max_pollers: int = 1000  # global cap on concurrent SQS pollers of one process
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +153,7 @@ class Mapping:
     tags: dict[str, str] = field(default_factory=dict)
     metrics_config: tuple[str, ...] = ()  # AWS MetricsConfig.Metrics; Prometheus metrics always on
     kafka: KafkaSource | None = None  # Kafka sources (self-managed ones have no event_source_arn)
+    maximum_concurrency: int | None = None  # SQS ScalingConfig.MaximumConcurrency (2..1000)
 
     @property
     def report_batch_item_failures(self) -> bool:
@@ -175,6 +179,10 @@ class Mapping:
             return "kafka"
         parts = self.event_source_arn.split(":", 5)
         return parts[2] if len(parts) > 2 else ""
+
+    @property
+    def fifo(self) -> bool:
+        return self.source == "sqs" and self.event_source_arn.endswith(".fifo")
 
     @property
     def region(self) -> str:

@@ -17,6 +17,7 @@ from poller.config_model import Config, Mapping
 from poller.destinations import Destination
 from poller.destinations.factory import make_destination
 from poller.destinations.kafka import KafkaTopicDestination
+from poller.events import dynamodb as dynamodb_events
 from poller.events import kinesis as kinesis_events
 from poller.invokers import Invoker
 from poller.invokers.factory import make_invoker
@@ -27,8 +28,11 @@ from poller.processing.pipeline import ShardPipeline
 from poller.processing.processor import Processor, ShardContext
 from poller.processing.windows import Window, WindowedPipeline
 from poller.sources import ShardSink
+from poller.sources.dynamodb_streams import DynamoDBStreamsApi
 from poller.sources.kafka import KafkaMapping
-from poller.sources.kinesis import KinesisApi, KinesisMapping
+from poller.sources.kinesis import KinesisApi
+from poller.sources.shards import ShardApi, ShardCoordinator
+from poller.sources.sqs import PollerBudget, SqsApi, SqsMapping
 
 log = structlog.get_logger(__name__)
 
@@ -38,8 +42,9 @@ class Service:
         self.config = config
         self.store = SqliteStore(config.state.path)
         self.writer = CheckpointWriter(self.store, config.tuning.checkpoint_flush_seconds)
-        self.mappings: dict[str, KinesisMapping] = {}
+        self.mappings: dict[str, ShardCoordinator | SqsMapping] = {}
         self.kafka_mappings: dict[str, KafkaMapping] = {}
+        self._sqs_budget = PollerBudget(config.tuning.sqs_max_pollers)
         self._invokers: list[Invoker] = []
         self._destinations: list[Destination] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -54,7 +59,7 @@ class Service:
 
     def readiness(self) -> tuple[bool, str]:
         lines, ready = [], True
-        runners: list[tuple[str, KinesisMapping | KafkaMapping]] = [
+        runners: list[tuple[str, ShardCoordinator | SqsMapping | KafkaMapping]] = [
             *self.mappings.items(), *self.kafka_mappings.items()]
         for uuid, m in runners:
             lines.append(f"{uuid}: {m.status.state} ({m.status.reason})")
@@ -117,16 +122,35 @@ class Service:
             else:
                 destination = make_destination(mapping.on_failure_destination, self._clients)
             self._destinations.append(destination)
-        processor = Processor(mapping, invoker, destination, self.config.tuning)
+        tuning = self.config.tuning
+        runner: ShardCoordinator | SqsMapping
+        if mapping.source == "sqs":
+            client = AwsJsonClient(service="sqs", signing_name="sqs", target_prefix="AmazonSQS",
+                                   json_version="1.0", aws=self.config.aws, session=self._http)
+            runner = SqsMapping(mapping, SqsApi(client), invoker, tuning, self._sqs_budget)
+            self.mappings[mapping.uuid] = runner
+            self._tasks.append(asyncio.create_task(runner.run(),
+                                                   name=f"mapping-{mapping.uuid}"))
+            return
+        processor = Processor(mapping, invoker, destination, tuning)
         if mapping.kafka is not None:
-            kafka = KafkaMapping(mapping, processor, self.config.tuning,
-                                 fetch_secret=self._fetch_secret)
+            kafka = KafkaMapping(mapping, processor, tuning, fetch_secret=self._fetch_secret)
             self.kafka_mappings[mapping.uuid] = kafka
             self._tasks.append(asyncio.create_task(kafka.run(), name=f"mapping-{mapping.uuid}"))
             return
-        client = AwsJsonClient(service="kinesis", signing_name="kinesis",
-                               target_prefix="Kinesis_20131202", json_version="1.1",
-                               aws=self.config.aws, session=self._http)
+        api: ShardApi
+        if mapping.source == "dynamodb":
+            client = AwsJsonClient(service="dynamodbstreams", signing_name="dynamodb",
+                                   target_prefix="DynamoDBStreams_20120810", json_version="1.0",
+                                   aws=self.config.aws, session=self._http)
+            api = DynamoDBStreamsApi(client, mapping, tuning)
+            events: Any = dynamodb_events
+        else:
+            client = AwsJsonClient(service="kinesis", signing_name="kinesis",
+                                   target_prefix="Kinesis_20131202", json_version="1.1",
+                                   aws=self.config.aws, session=self._http)
+            api = KinesisApi(client, mapping, tuning)
+            events = kinesis_events
         checkpoints = await self.store.load(mapping.uuid)
         stream_arn = mapping.event_source_arn
         windows: dict[str, Window] = {}  # open tumbling windows, by shard
@@ -138,20 +162,20 @@ class Service:
 
         def make_sink(shard_id: str) -> ShardSink:
             def info(records: Any) -> dict[str, Any]:
-                return kinesis_events.batch_info(shard_id, stream_arn, records)
+                result: dict[str, Any] = events.batch_info(shard_id, stream_arn, records)
+                return result
 
-            ctx = ShardContext(mapping, shard_id, kinesis_events.BATCH_INFO_KEY, info)
+            ctx = ShardContext(mapping, shard_id, events.BATCH_INFO_KEY, info)
             if mapping.tumbling_window_in_seconds:
-                return WindowedPipeline(ctx, processor, self.writer, self.config.tuning,
-                                        stream_arn, windows.get(shard_id), windows)
-            return ShardPipeline(ctx, processor, self.writer, self.config.tuning)
+                return WindowedPipeline(ctx, processor, self.writer, tuning, stream_arn,
+                                        windows.get(shard_id), windows)
+            return ShardPipeline(ctx, processor, self.writer, tuning)
 
         def initialize(initial: dict[str, str]) -> None:
             for shard, cp in initial.items():
                 self.writer.set(mapping.uuid, shard, cp)
 
-        runner = KinesisMapping(mapping, KinesisApi(client), self.config.tuning, checkpoints,
-                                make_sink, initialize)
+        runner = ShardCoordinator(mapping, api, tuning, checkpoints, make_sink, initialize)
         self.mappings[mapping.uuid] = runner
         self._tasks.append(asyncio.create_task(runner.run(), name=f"mapping-{mapping.uuid}"))
 

@@ -77,6 +77,11 @@ def kinesis_local_endpoint(test_servers: ServerPool) -> str:
 
 
 @pytest.fixture(scope="session")
+def dynamodb_local_endpoint(test_servers: ServerPool) -> str:
+    return test_servers.get("dynamodb-local").endpoint
+
+
+@pytest.fixture(scope="session")
 def moto_endpoint(test_servers: ServerPool) -> str:
     return test_servers.get("moto").endpoint
 

@@ -83,3 +83,9 @@ inflight_records = Gauge(
 offset_lag = Gauge(
     "esm_offset_lag", "Kafka: records in the partition after the group's committed offset "
     "(OffsetLag).", _MS, registry=REGISTRY)
+sqs_pollers = Gauge(
+    "esm_sqs_pollers", "Concurrent ReceiveMessage pollers of an SQS mapping.", _M,
+    registry=REGISTRY)
+sqs_messages_deleted = Counter(
+    "esm_sqs_messages_deleted", "SQS messages deleted after their invocation succeeded.", _M,
+    registry=REGISTRY)

@@ -38,7 +38,7 @@ from poller.sources.kafka_security import (
     client_security,
     load_secrets,
 )
-from poller.sources.kinesis import STALE_POLL_SECONDS, MappingStatus
+from poller.sources.shards import STALE_POLL_SECONDS, MappingStatus
 
 log = structlog.get_logger(__name__)
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs the npm-packaged test servers (kinesalite, kinesis-local) into tests/infra/node_modules
-# from the committed package-lock.json. Quick no-op when they are already installed.
+# Installs DynamoDB Local (dynamodb/install.sh, Maven) and the npm-packaged test servers
+# (kinesalite, kinesis-local) into tests/infra/node_modules from the committed package-lock.json. Quick no-op when they are already installed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
+
+dynamodb/install.sh
 
 stamp=node_modules/.esm-poller-installed
 if [[ -f $stamp && $stamp -nt package.json && $stamp -nt package-lock.json ]]; then

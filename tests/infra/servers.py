@@ -41,6 +41,7 @@ __all__ = [
     "free_port",
     "kafka_auth",
     "start",
+    "start_dynamodb_local",
     "start_kafka",
     "start_kinesalite",
     "start_kinesis_local",
@@ -557,9 +558,52 @@ def start_kafka_auth(log_dir: Path | None = None,
     return start_kafka(log_dir, timeout, auth=True)
 
 
+DYNAMODB_DIR = INFRA_DIR / "dynamodb"
+
+
+def _dynamodb_probe(endpoint: str) -> bool:
+    headers = {
+        "Content-Type": "application/x-amz-json-1.0",
+        "X-Amz-Target": "DynamoDB_20120810.ListTables",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=test/20200101/us-east-1/dynamodb/"
+                         "aws4_request, SignedHeaders=host, Signature=0",
+    }
+    return _probe_http(endpoint + "/", b"{}", headers)
+
+
+def start_dynamodb_local(
+    log_dir: Path | None = None, timeout: float = DEFAULT_START_TIMEOUT
+) -> RunningServer:
+    """DynamoDB Local (AWS's own, with Streams), in memory, listening on loopback only.
+
+    It has no listen-address option: an LD_PRELOAD shim (dynamodb/loopback_bind.c) turns its
+    wildcard bind into 127.0.0.1. A small heap keeps the JVM light."""
+    lib = DYNAMODB_DIR / "lib"
+    shim = lib / "loopback_bind.so"
+    if not shim.is_file() or not any(lib.glob("DynamoDBLocal-*.jar")):
+        raise ServerStartError(f"{lib} is incomplete: run `make infra` (tests/infra/install.sh)")
+    java = shutil.which("java")
+    if java is None:
+        raise ServerStartError("java is not on PATH; DynamoDB Local needs a JRE")
+
+    def once() -> RunningServer:
+        port = free_port()
+        argv = [
+            java, "-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            "-Xss512k", "-Djava.net.preferIPv4Stack=true", f"-Djava.library.path={lib}",
+            "-cp", f"{lib}/*", "software.amazon.dynamodb.services.local.main.ServerRunner",
+            "-inMemory", "-port", str(port), "-disableTelemetry",
+        ]
+        return _launch("dynamodb-local", argv, port, _dynamodb_probe, cwd=DYNAMODB_DIR,
+                       env={"LD_PRELOAD": str(shim)}, log_dir=log_dir, timeout=timeout)
+
+    return _with_port_retries(once)
+
+
 SERVERS: dict[str, Callable[..., RunningServer]] = {
     "kafka": start_kafka,
     "kafka-auth": start_kafka_auth,
+    "dynamodb-local": start_dynamodb_local,
     "kinesalite": start_kinesalite,
     "kinesis-local": start_kinesis_local,
     "moto": start_moto,

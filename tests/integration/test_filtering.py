@@ -7,6 +7,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+from poller.sources.shards import ShardCoordinator
 from tests.helpers import KinesisEndpoint, create_stream, put_records, unique_name, wait_for
 from tests.integration.pipeline_harness import (
     Recorder,
@@ -56,9 +57,10 @@ async def test_filtered_records_are_never_invoked_and_pass_the_checkpoint(
         async with running(config_for(mapping, ep, host.endpoint, state)) as service:
             await wait_for(lambda: len(rec.ok) >= len(expected), 60,
                            message="matching records did not arrive")
-            await wait_for(lambda: service.mappings[mapping.uuid].readers[shard][1].position()
-                           == sent[-1][1], 30, message="the checkpoint did not pass the "
-                           "trailing filtered records")
+            runner = service.mappings[mapping.uuid]
+            assert isinstance(runner, ShardCoordinator)
+            await wait_for(lambda: runner.readers[shard][1].position() == sent[-1][1], 30,
+                           message="the checkpoint did not pass the trailing filtered records")
         assert counter(metrics.records_filtered, mapping.uuid) == len(records) - len(expected)
         assert counter(metrics.records_invoked, mapping.uuid) == len(expected)
     assert [s.data.decode() for s in rec.seen] == expected

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from poller.sources.shards import ShardCoordinator
 from tests.helpers import (
     KinesisEndpoint,
     b64,
@@ -306,7 +307,9 @@ async def test_starting_position_skips_older_records(
     async with function_host(rec) as host:
         mapping = mapping_for(arn, **kw)
         async with running(config_for(mapping, ep, host.endpoint, tmp_path / "s.db")) as svc:
-            readers = await wait_for(lambda: svc.mappings[mapping.uuid].readers, 30)
+            runner = svc.mappings[mapping.uuid]
+            assert isinstance(runner, ShardCoordinator)
+            readers = await wait_for(lambda: runner.readers, 30)
             await wait_for(lambda: all(r.polls for r, _s, _t in readers.values()), 10)
             assert counter(metrics.records_polled, mapping.uuid) == len(expected) - 1
             await asyncio.to_thread(put_records, ep, stream, [("k", "new")])

@@ -481,3 +481,128 @@ def test_mixed_key_objects_and_mapping_types(impl: Any) -> None:
     del missing["Data"]
     with pytest.raises(KeyError):
         encoder(impl).encode([parsed[0], missing])
+
+
+# --- DynamoDB Streams and SQS encoders ------------------------------------------------------------
+
+DDB_ARN = "arn:aws:dynamodb:eu-west-1:111122223333:table/Orders/stream/2023-11-14T22:13:20.000"
+QUEUE_ARN = "arn:aws:sqs:eu-west-1:111122223333:jobs"
+
+
+def ddb_raw(seq: str = "1405400000000002063282832", name: str = "MODIFY",
+            created: float = 1700000000.0, ttl: bool = False,
+            view: str = "NEW_AND_OLD_IMAGES") -> dict[str, Any]:
+    ddb: dict[str, Any] = {
+        "ApproximateCreationDateTime": created,
+        "Keys": {"pk": {"S": "order#1"}},
+        "SequenceNumber": seq, "SizeBytes": 84, "StreamViewType": view,
+    }
+    if name != "REMOVE":
+        ddb["NewImage"] = {"pk": {"S": "order#1"}, "status": {"S": "SHIPPED"}, "qty": {"N": "2"}}
+    if name != "INSERT":
+        ddb["OldImage"] = {"pk": {"S": "order#1"}, "status": {"S": "NEW"}, "qty": {"N": "2"}}
+    item: dict[str, Any] = {"eventID": "7de3041dd709b024af6f29e4fa13d34c", "eventName": name,
+                            "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+                            "awsRegion": "eu-west-1", "dynamodb": ddb}
+    if ttl:
+        item["userIdentity"] = {"PrincipalId": "dynamodb.amazonaws.com", "Type": "Service"}
+    return item
+
+
+def test_dynamodb_event_is_aws_shape_and_order(impl: Any) -> None:
+    [rec] = impl.DynamoDBEncoder(REGION, DDB_ARN).encode([ddb_raw(created=1700000000.9)])
+    event = json.loads(rec.fragment)
+    assert list(event) == ["eventID", "eventName", "eventVersion", "eventSource", "awsRegion",
+                           "dynamodb", "eventSourceARN"]
+    assert list(event["dynamodb"]) == ["ApproximateCreationDateTime", "Keys", "NewImage",
+                                       "OldImage", "SequenceNumber", "SizeBytes",
+                                       "StreamViewType"]
+    assert event["eventVersion"] == "1.1" and event["eventSource"] == "aws:dynamodb"
+    assert event["dynamodb"]["ApproximateCreationDateTime"] == 1700000000  # whole seconds
+    assert event["dynamodb"]["NewImage"]["qty"] == {"N": "2"}
+    assert event["eventSourceARN"] == DDB_ARN and event["awsRegion"] == REGION
+    assert (rec.position, rec.seq) == (1405400000000002063282832, "1405400000000002063282832")
+    assert rec.arrival == 1700000000.9 and json.loads(rec.key) == {"pk": {"S": "order#1"}}
+
+
+def test_dynamodb_ttl_delete_has_user_identity(impl: Any) -> None:
+    [rec] = impl.DynamoDBEncoder(REGION, DDB_ARN).encode([ddb_raw(name="REMOVE", ttl=True)])
+    event = json.loads(rec.fragment)
+    assert "NewImage" not in event["dynamodb"]
+    assert event["userIdentity"] == {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+    assert list(event)[-2:] == ["userIdentity", "eventSourceARN"]
+
+
+def test_dynamodb_keys_only_view(impl: Any) -> None:
+    raw = ddb_raw(view="KEYS_ONLY")
+    del raw["dynamodb"]["NewImage"], raw["dynamodb"]["OldImage"]
+    [rec] = impl.DynamoDBEncoder(REGION, DDB_ARN).encode([raw])
+    assert list(json.loads(rec.fragment)["dynamodb"]) == [
+        "ApproximateCreationDateTime", "Keys", "SequenceNumber", "SizeBytes", "StreamViewType"]
+
+
+def sqs_raw(mid: str = "059f36b4-87a3-44ab-83d2-661975830a7d", body: str = "Test message.",
+            group: str | None = None, attrs: bool = False) -> dict[str, Any]:
+    msg: dict[str, Any] = {
+        "MessageId": mid, "ReceiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
+        "MD5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3", "Body": body,
+        "Attributes": {"SenderId": "AIDAIENQZJOLO23YVJ4VO", "ApproximateReceiveCount": "1",
+                       "SentTimestamp": "1545082649183",
+                       "ApproximateFirstReceiveTimestamp": "1545082649185"},
+    }
+    if group is not None:
+        msg["Attributes"].update({"MessageGroupId": group, "SequenceNumber": "18849496460467696128",
+                                  "MessageDeduplicationId": "1"})
+    if attrs:
+        msg["MD5OfMessageAttributes"] = "00484c68...59e48f06"
+        msg["MessageAttributes"] = {"myAttr": {"StringValue": "v", "DataType": "String"},
+                                    "bin": {"BinaryValue": "AQ==", "DataType": "Binary"}}
+    return msg
+
+
+def test_sqs_event_matches_aws_example(impl: Any) -> None:
+    [rec] = impl.SqsEncoder("us-east-2", "arn:aws:sqs:us-east-2:123456789012:my-queue").encode(
+        [sqs_raw()])
+    assert rec.fragment == (
+        b'{"messageId":"059f36b4-87a3-44ab-83d2-661975830a7d","receiptHandle":'
+        b'"AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a","body":"Test message.","attributes":'
+        b'{"ApproximateReceiveCount":"1","SentTimestamp":"1545082649183","SenderId":'
+        b'"AIDAIENQZJOLO23YVJ4VO","ApproximateFirstReceiveTimestamp":"1545082649185"},'
+        b'"messageAttributes":{},"md5OfBody":"e4e68fb7bd0e697a0ae8f1bb342846b3",'
+        b'"eventSource":"aws:sqs","eventSourceARN":"arn:aws:sqs:us-east-2:123456789012:my-queue",'
+        b'"awsRegion":"us-east-2"}')
+    assert (rec.seq, rec.key, rec.position) == ("059f36b4-87a3-44ab-83d2-661975830a7d",
+                                                "059f36b4-87a3-44ab-83d2-661975830a7d", 1)
+    assert rec.arrival == 1545082649.183
+
+
+def test_sqs_fifo_attributes_and_message_attributes(impl: Any) -> None:
+    enc = impl.SqsEncoder(REGION, QUEUE_ARN)
+    first, rec = enc.encode([sqs_raw(), sqs_raw(mid="m2", group="g1", attrs=True, body="é\n")])
+    event = json.loads(rec.fragment)
+    assert list(event["attributes"]) == [
+        "ApproximateReceiveCount", "SentTimestamp", "SequenceNumber", "MessageGroupId",
+        "SenderId", "MessageDeduplicationId", "ApproximateFirstReceiveTimestamp"]
+    assert event["messageAttributes"] == {
+        "myAttr": {"stringValue": "v", "stringListValues": [], "binaryListValues": [],
+                   "dataType": "String"},
+        "bin": {"binaryValue": "AQ==", "stringListValues": [], "binaryListValues": [],
+                "dataType": "Binary"}}
+    assert event["md5OfMessageAttributes"] == "00484c68...59e48f06"
+    assert event["body"] == "é\n"
+    assert (rec.key, rec.position) == ("g1", first.position + 1)
+
+
+def test_new_encoders_are_byte_identical_across_implementations() -> None:
+    rng = random.Random(7)
+    impls = all_impls()
+    ddb = [ddb_raw(seq=str(rng.randrange(10**20)), name=rng.choice(["INSERT", "MODIFY", "REMOVE"]),
+                   created=rng.choice([1700000000, 1700000000.5]), ttl=rng.random() < 0.3)
+           for _ in range(50)]
+    sqs = [sqs_raw(mid=f"m{i}", body="".join(chr(rng.randrange(1, 0x3000)) for _ in range(20)),
+                   group=rng.choice([None, "g"]), attrs=rng.random() < 0.5) for i in range(50)]
+    out = [([r.fragment for r in m.DynamoDBEncoder(REGION, DDB_ARN).encode(ddb)],
+            [r.fragment for r in m.SqsEncoder(REGION, QUEUE_ARN).encode(sqs)]) for m in impls]
+    assert out[0] == out[1]
+    for fragment in out[0][1]:
+        json.loads(fragment)

@@ -272,9 +272,6 @@ def test_function_name_required_and_string() -> None:
 
 
 @pytest.mark.parametrize(("arn", "kind"), [
-    ("arn:aws:dynamodb:us-east-1:000000000000:table/T/stream/2024-01-01T00:00:00.000",
-     "DynamoDB Streams"),
-    ("arn:aws:sqs:us-east-1:000000000000:q", "SQS"),
     ("arn:aws:mq:us-east-1:000000000000:broker:b:id", "Amazon MQ"),
     ("arn:aws:rds:us-east-1:000000000000:cluster:docs", "DocumentDB"),
     (STREAM + "/consumer/c1:1700000000", "enhanced fan-out"),
@@ -489,7 +486,7 @@ def test_tumbling_window() -> None:
 ])
 def test_fields_for_other_sources_rejected(field: str) -> None:
     issue(config(mapping(**{field: {}})), f"mappings[0].{field}", MISSING,
-          "does not apply to Kinesis event sources")
+          "does not apply to Kinesis")
 
 
 @pytest.mark.parametrize("field", ["State", "FunctionArn", "LastModified",
@@ -896,3 +893,102 @@ def test_recursive_yaml_alias(tmp_path: Path) -> None:
     path.write_text("mappings: &x [*x]\n")
     with pytest.raises(ConfigError, match="invalid YAML at line 1"):
         load_config(path, env={})
+
+
+# --- DynamoDB Streams and SQS ---------------------------------------------------------------------
+
+DDB_STREAM = "arn:aws:dynamodb:us-east-1:000000000000:table/orders/stream/2024-01-01T00:00:00.000"
+SQS_QUEUE = "arn:aws:sqs:us-east-1:000000000000:jobs"
+FIFO_QUEUE = "arn:aws:sqs:us-east-1:000000000000:jobs.fifo"
+
+
+def sqs_mapping(**fields: Any) -> dict[str, Any]:
+    return mapping(**{"EventSourceArn": SQS_QUEUE, "StartingPosition": DROP, **fields})
+
+
+def test_dynamodb_stream_mapping_defaults() -> None:
+    m = parse(config(mapping(EventSourceArn=DDB_STREAM, StartingPosition="LATEST"))).mappings[0]
+    assert (m.source, m.batch_size, m.starting_position) == ("dynamodb", 100, "LATEST")
+    assert m.maximum_retry_attempts == -1 and m.maximum_concurrency is None
+
+
+def test_dynamodb_streams_have_no_at_timestamp() -> None:
+    issue(config(mapping(EventSourceArn=DDB_STREAM, StartingPosition="AT_TIMESTAMP",
+                         StartingPositionTimestamp=1)),
+          "mappings[0].StartingPosition", "AT_TIMESTAMP", "one of TRIM_HORIZON, LATEST")
+
+
+@pytest.mark.parametrize("arn", [
+    "arn:aws:dynamodb:us-east-1:000000000000:table/orders",
+    "arn:aws:dynamodb:us-east-1::table/orders/stream/x",
+    "arn:aws:sqs:us-east-1:000000000000:bad/name",
+    "arn:aws:sqs::000000000000:jobs",
+])
+def test_malformed_dynamodb_and_sqs_arns(arn: str) -> None:
+    issue(config(mapping(EventSourceArn=arn)), "mappings[0].EventSourceArn", arn, "must be a")
+
+
+def test_sqs_mapping_defaults() -> None:
+    m = parse(config(sqs_mapping())).mappings[0]
+    assert (m.source, m.batch_size, m.starting_position, m.fifo) == ("sqs", 10, None, False)
+    assert m.maximum_concurrency is None
+
+
+def test_sqs_rejects_stream_only_fields_all_at_once() -> None:
+    fields = {"StartingPosition": "LATEST", "MaximumRetryAttempts": 1,
+              "BisectBatchOnFunctionError": True, "ParallelizationFactor": 2,
+              "MaximumRecordAgeInSeconds": 60, "TumblingWindowInSeconds": 5,
+              "DestinationConfig": {"OnFailure": {"Destination": QUEUE}}}
+    got = errors(config(mapping(EventSourceArn=SQS_QUEUE, **fields)))
+    assert sorted(e.path for e in got) == sorted(f"mappings[0].{k}" for k in fields)
+    assert all("does not apply to SQS" in e.message for e in got)
+
+
+def test_stream_sources_reject_scaling_config() -> None:
+    issue(config(mapping(EventSourceArn=DDB_STREAM, ScalingConfig={"MaximumConcurrency": 5})),
+          "mappings[0].ScalingConfig", MISSING, "does not apply to DynamoDB Streams")
+
+
+def test_sqs_batch_size_over_10_needs_a_window() -> None:
+    issue(config(sqs_mapping(BatchSize=100)), "mappings[0].BatchSize", 100,
+          "MaximumBatchingWindowInSeconds of at least 1")
+    m = parse(config(sqs_mapping(BatchSize=10000, MaximumBatchingWindowInSeconds=1))).mappings[0]
+    assert m.batch_size == 10000
+    issue(config(sqs_mapping(BatchSize=10001, MaximumBatchingWindowInSeconds=1)),
+          "mappings[0].BatchSize", 10001, "from 1 to 10000")
+
+
+def test_fifo_queue_limits() -> None:
+    fifo = parse(config(sqs_mapping(EventSourceArn=FIFO_QUEUE))).mappings[0]
+    assert fifo.fifo and fifo.batch_size == 10
+    issue(config(sqs_mapping(EventSourceArn=FIFO_QUEUE, BatchSize=11,
+                             MaximumBatchingWindowInSeconds=0)),
+          "mappings[0].BatchSize", 11, "from 1 to 10 for a FIFO queue")
+    issue(config(sqs_mapping(EventSourceArn=FIFO_QUEUE, MaximumBatchingWindowInSeconds=5)),
+          "mappings[0].MaximumBatchingWindowInSeconds", 5, "not supported for FIFO")
+
+
+@pytest.mark.parametrize(("value", "ok"), [(2, True), (1000, True), (1, False), (1001, False)])
+def test_sqs_maximum_concurrency_range(value: int, ok: bool) -> None:
+    data = config(sqs_mapping(ScalingConfig={"MaximumConcurrency": value}))
+    if ok:
+        assert parse(data).mappings[0].maximum_concurrency == value
+    else:
+        issue(data, "mappings[0].ScalingConfig.MaximumConcurrency", value, "from 2 to 1000")
+    assert parse(config(sqs_mapping(ScalingConfig={}))).mappings[0].maximum_concurrency is None
+
+
+def test_summary_shows_queue_settings_for_sqs() -> None:
+    text = summary(parse(config(sqs_mapping(ScalingConfig={"MaximumConcurrency": 7}))))
+    line = text.splitlines()[-1]
+    assert "standard queue" in line and "MaximumConcurrency 7" in line and "BatchSize 10" in line
+    assert "ParallelizationFactor" not in line and "on failure" not in line
+
+
+def test_dynamodb_sqs_example_file_loads() -> None:
+    cfg = load_config(ROOT / "examples" / "dynamodb-sqs.yaml", env={})
+    ddb, jobs, payments = cfg.mappings
+    assert (ddb.source, ddb.starting_position, ddb.on_failure_destination) == (
+        "dynamodb", "TRIM_HORIZON", "arn:aws:sqs:us-east-1:000000000000:orders-changes-failed")
+    assert (jobs.source, jobs.batch_size, jobs.maximum_concurrency) == ("sqs", 100, 20)
+    assert payments.fifo and payments.batch_size == 10

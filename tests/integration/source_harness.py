@@ -1,0 +1,110 @@
+"""Shared pieces for the DynamoDB Streams and SQS source tests: a recording Lambda handler that
+keeps whole events, and a config builder pointing every AWS service at the test servers."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from poller.config_model import (
+    AwsConfig,
+    Config,
+    Mapping,
+    MetricsConfig,
+    ServiceEndpoint,
+    StateConfig,
+    Target,
+    TuningConfig,
+)
+from poller.functionhost import FunctionHost
+
+FAST = TuningConfig(shard_discovery_seconds=0.5, idle_poll_seconds=0.1,
+                    min_poll_interval_seconds=0.05, retry_base_seconds=0.02,
+                    retry_max_seconds=0.1, throttle_base_seconds=0.02, throttle_max_seconds=0.2,
+                    checkpoint_flush_seconds=0.05, drain_grace_seconds=10,
+                    ddb_poll_interval_seconds=0.05, sqs_wait_time_seconds=1)
+
+
+@dataclass
+class EventRecorder:
+    """A Lambda handler recording every event; ``behave(records)`` may raise or return a
+    response. ``groups_in_flight`` tracks the keys (``key_of``) of batches being processed."""
+
+    behave: Callable[[list[dict[str, Any]]], Any] | None = None
+    delay: float = 0.0
+    key_of: Callable[[dict[str, Any]], str] = lambda r: ""
+    events: list[list[dict[str, Any]]] = field(default_factory=list)
+    ok: list[dict[str, Any]] = field(default_factory=list)  # records of successful invocations
+    in_flight: int = 0
+    max_in_flight: int = 0
+    overlaps: int = 0  # a key in two batches at once
+    _keys: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def handler(self, event: dict[str, Any], context: Any) -> Any:
+        records: list[dict[str, Any]] = event["Records"]
+        keys = {self.key_of(r) for r in records}
+        with self.lock:
+            self.events.append(records)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            for k in keys:
+                if self._keys.get(k):
+                    self.overlaps += 1
+                self._keys[k] = self._keys.get(k, 0) + 1
+        try:
+            if self.delay:
+                time.sleep(self.delay)
+            result = self.behave(records) if self.behave else None
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+                for k in keys:
+                    self._keys[k] -= 1
+        with self.lock:
+            self.ok.extend(records)
+        return result
+
+    def seen(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r for batch in self.events for r in batch]
+
+
+def source_config(mapping: Mapping, *, lambda_endpoint: str, state: Path,
+                  moto: str | None = None, dynamodb: str | None = None,
+                  tuning: TuningConfig = FAST) -> Config:
+    services = {"lambda": ServiceEndpoint(endpoint_url=lambda_endpoint)}
+    if moto:
+        for svc in ("sqs", "sns", "s3"):
+            services[svc] = ServiceEndpoint(endpoint_url=moto)
+    if dynamodb:
+        services["dynamodbstreams"] = ServiceEndpoint(endpoint_url=dynamodb)
+        services["dynamodb"] = ServiceEndpoint(endpoint_url=dynamodb)
+    return Config(mappings=(mapping,), aws=AwsConfig(region="us-east-1", services=services),
+                  state=StateConfig(path=str(state)), metrics=MetricsConfig(port=0),
+                  tuning=tuning)
+
+
+def source_mapping(arn: str, **kw: Any) -> Mapping:
+    base: dict[str, Any] = dict(uuid=f"m-{uuid.uuid4().hex[:12]}",
+                                event_source_arn=arn, function_name="recorder",
+                                batch_size=10, target=Target(type="lambda"))
+    base.update(kw)
+    return Mapping(**base)
+
+
+@contextlib.asynccontextmanager
+async def function_host(recorder: EventRecorder,
+                        concurrency: int = 1000) -> AsyncIterator[FunctionHost]:
+    host = FunctionHost(recorder.handler, concurrency=concurrency)
+    await host.start()
+    try:
+        yield host
+    finally:
+        await host.stop()
