@@ -547,6 +547,11 @@ cdef class KafkaEncoder:
             rec.key = key_b64.decode("ascii")
             rec.arrival = timestamp / 1000.0
             rec.fragment = b"".join(parts)
+            rec.done = False
+            out.append(rec)
+        return out
+
+
 cdef object _compact = json.JSONEncoder(separators=(",", ":")).encode
 cdef tuple _SQS_ATTRIBUTE_ORDER = (
     "ApproximateReceiveCount", "SentTimestamp", "SequenceNumber", "MessageGroupId", "SenderId",

@@ -307,3 +307,26 @@ async def test_expired_iterator_is_renewed_after_the_last_record_read(
             await wait_for(lambda: len(rec.ok) >= 4, 30)
     assert counter(metrics.poll_errors, mapping.uuid, kind="expired_iterator") == 1
     assert pks(rec.ok) == ["e0", "e1", "e2", "e3"]  # nothing lost, nothing read twice
+
+
+async def test_filter_criteria_match_the_stream_record(dynamodb_local_endpoint: str,
+                                                       tmp_path: Path) -> None:
+    ep = dynamodb_local_endpoint
+    table, arn = create_table(ep)
+    for i in range(6):
+        put(ep, table, f"k{i}", status="SHIPPED" if i % 2 else "NEW")
+    make_boto3_client("dynamodb", ep).delete_item(TableName=table, Key={"pk": {"S": "k1"}})
+    rec = EventRecorder()
+    patterns = ('{"eventName": ["INSERT"], '
+                '"dynamodb": {"NewImage": {"status": {"S": ["SHIPPED"]}}}}',)
+    async with function_host(rec) as host:
+        mapping = source_mapping(arn, starting_position="TRIM_HORIZON", batch_size=10,
+                                 filter_patterns=patterns)
+        config = source_config(mapping, lambda_endpoint=host.endpoint, state=tmp_path / "s.db",
+                               dynamodb=ep)
+        async with running(config):
+            await wait_for(lambda: counter(metrics.records_filtered, mapping.uuid) == 4, 30)
+            await wait_for(lambda: len(rec.ok) >= 3, 30)
+    seen = rec.seen()
+    assert pks(seen) == ["k1", "k3", "k5"]
+    assert all(r["eventName"] == "INSERT" for r in seen)
