@@ -340,6 +340,10 @@ class ShardCoordinator:
             if reader.ended:
                 self.checkpoints[sid] = SHARD_END
                 self._failures.pop(sid, None)
+                for gauge in (metrics.seconds_since_last_poll, metrics.millis_behind_latest,
+                              metrics.iterator_age, metrics.inflight_records):
+                    with contextlib.suppress(KeyError):
+                        gauge.remove(self.mapping.uuid, sid)
         except asyncio.CancelledError:
             raise
         except AwsError as exc:

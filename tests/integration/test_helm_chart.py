@@ -457,8 +457,7 @@ def test_dashboard_panels_query_only_exported_metrics() -> None:
     used = {name for _, e in exprs for name in metric_names(e)}
     dashboard_misses = {n.removesuffix("_total") for n in exported_series()
                         if n.endswith("_total")} - {n.removesuffix("_total") for n in used}
-    # every counter is on the dashboard, except the source-filter one (no FilterCriteria yet)
-    assert dashboard_misses == {"esm_records_filtered"}
+    assert dashboard_misses == set(), "every counter is on the dashboard"
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
 
