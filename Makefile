@@ -67,8 +67,9 @@ unit: install
 demo: install infra
 	$(BIN)/poller demo
 
-bench: install infra
-	$(BIN)/poller bench all
+bench: install
+	$(BIN)/poller bench batcher
+	$(BIN)/poller bench filtering
 
 clean:
 	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
