@@ -41,8 +41,8 @@ __all__ = [
     "RecordView",
     "ShapedFilters",
     "compile_pattern",
-    "parse_data",
     "filter_criteria_problems",
+    "parse_data",
 ]
 
 MAX_PATTERN_CHARS = 4096

@@ -26,8 +26,8 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from poller.batching import ENVELOPE_BYTES, KafkaEncoder, build_framed, framed_size
 from poller.config_model import KafkaSource, Mapping, TuningConfig
-from poller.filtering import MISSING, NO_MATCH, SKIP, TEXT, ShapedFilters, parse_data
 from poller.events import kafka as kafka_events
+from poller.filtering import MISSING, NO_MATCH, SKIP, TEXT, ShapedFilters, parse_data
 from poller.observability import metrics
 from poller.processing.pipeline import ShardPipeline
 from poller.processing.processor import Processor, ShardContext, backoff, sleep_unless
