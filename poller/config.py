@@ -1301,10 +1301,6 @@ def _mapping(c: _Checker, path: str, value: object, msk: dict[str, tuple[str, ..
     max_filters = (tuning or TuningConfig()).max_filters_per_mapping
     patterns = _filter_criteria(c, p("FilterCriteria"), f("FilterCriteria"), max_filters,
                                 source_arn)
-    if (is_kafka or sqs) and patterns:
-        c.add(p("FilterCriteria"), MISSING, "event filtering is not supported yet by esm-poller "
-              f"for {source_name} event sources; remove it")
-        patterns = ()
 
     kms = c.str_(p("KMSKeyArn"), f("KMSKeyArn"), pattern=_KMS_ARN_RE,
                  expected="a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>) or empty")

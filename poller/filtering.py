@@ -39,8 +39,10 @@ __all__ = [
     "LazyView",
     "PatternError",
     "RecordView",
+    "ShapedFilters",
     "compile_pattern",
     "filter_criteria_problems",
+    "parse_data",
 ]
 
 MAX_PATTERN_CHARS = 4096
@@ -416,6 +418,73 @@ class FilterSet:
             if t(view):
                 return True
         return False
+
+
+TEXT: Any = _Sentinel("TEXT")  # parse_data: the data is a string, not JSON
+
+
+def parse_data(raw: bytes | str) -> tuple[Any, Any]:
+    """(parsed JSON, text) of a source's data: JSON objects and arrays parse, anything else is
+    plain text (``(TEXT, text)``); data that is not UTF-8 is ``(NO_MATCH, NO_MATCH)``."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode()
+        except UnicodeDecodeError:
+            return NO_MATCH, NO_MATCH
+    head = raw.lstrip()[:1]
+    if head == "{" or head == "[":
+        try:
+            return json.loads(raw), NO_MATCH
+        except ValueError:
+            pass
+    return TEXT, raw
+
+
+class ShapedView(Protocol):
+    shape: dict[str, bool]
+
+    def get(self, key: str, default: Any = ..., /) -> Any: ...
+
+
+class ShapedFilters:
+    """FilterCriteria for sources whose data keys (SQS ``body``, Kafka ``key``/``value``) match
+    as parsed JSON when the pattern's value is an object and as a plain string when it is a rule
+    array. Patterns are grouped by the shape they give each data key; before a group runs, the
+    view's ``shape`` is set to ``{key: True (object) / False (rules)}`` so that it serves the
+    data in the format that group expects (or a sentinel when the record's format differs)."""
+
+    __slots__ = ("_groups", "reads")
+
+    def __init__(self, patterns: Sequence[str], keys: Sequence[str]) -> None:
+        groups: dict[tuple[bool | None, ...], list[str]] = {}
+        for p in patterns:
+            parsed = json.loads(p)
+            groups.setdefault(tuple(_shape(parsed, k) for k in keys), []).append(p)
+        self._groups = tuple(({k: s for k, s in zip(keys, shape, strict=True) if s is not None},
+                              FilterSet(ps)) for shape, ps in groups.items())
+        self.reads = frozenset(k for _shape_, fs in self._groups for k in fs.reads)
+
+    def matches(self, view: ShapedView) -> bool:
+        for shape, filters in self._groups:
+            view.shape = shape
+            if filters.matches(view):
+                return True
+        return False
+
+
+def _shape(pattern: dict[str, Any], key: str) -> bool | None:
+    """True when the pattern matches ``key`` with an object (JSON), False with a rule array
+    (text), None when it does not read it (an ``$or`` mixing both counts as an object)."""
+    found: bool | None = None
+    for k, v in pattern.items():
+        if k == "$or":
+            for alt in v:
+                s = _shape(alt, key)
+                if s is not None:
+                    found = s or bool(found)
+        elif k == key:
+            found = type(v) is dict or bool(found)
+    return found
 
 
 def _top_keys(pattern: dict[str, Any]) -> Iterator[str]:

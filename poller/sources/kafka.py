@@ -27,6 +27,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from poller.batching import ENVELOPE_BYTES, KafkaEncoder, build_framed, framed_size
 from poller.config_model import KafkaSource, Mapping, TuningConfig
 from poller.events import kafka as kafka_events
+from poller.filtering import MISSING, NO_MATCH, SKIP, TEXT, ShapedFilters, parse_data
 from poller.observability import metrics
 from poller.processing.pipeline import ShardPipeline
 from poller.processing.processor import Processor, ShardContext, backoff, sleep_unless
@@ -52,6 +53,54 @@ def inflight_limit(mapping: Mapping) -> int:
     """Records read but not done per partition before the partition is paused (pausing drops
     aiokafka's prefetched records, which are fetched again on resume: not too often)."""
     return max(4 * mapping.batch_size, 10000)
+
+
+_TIMESTAMP_TYPES = {0: "CREATE_TIME", 1: "LOG_APPEND_TIME"}
+
+
+class KafkaView:
+    """A consumer record as FilterCriteria see it: the metadata as delivered (``topic``,
+    ``partition``, ``offset``, ``timestamp``, ``timestampType``, ``headers``) and ``key`` /
+    ``value`` decoded as UTF-8, then as JSON for patterns whose value for the key is an object,
+    as the string for rule arrays. When the format differs (or the bytes are not UTF-8) the
+    key's rules are skipped: the record matches on the other rules only, as in Lambda. Each
+    key is decoded at most once, only if read. A record without a key has no ``key``; a
+    tombstone's ``value`` is null."""
+
+    __slots__ = ("_data", "_item", "shape")
+
+    def __init__(self, item: Any) -> None:
+        self._item = item
+        self._data: dict[str, tuple[Any, Any]] = {}
+        self.shape: dict[str, bool] = {}
+
+    def get(self, key: str, default: Any = None, /) -> Any:
+        item = self._item
+        if key == "key" or key == "value":
+            raw = item.key if key == "key" else item.value
+            if raw is None:
+                return MISSING if key == "key" else None
+            data = self._data.get(key)
+            if data is None:
+                data = self._data[key] = parse_data(raw)
+            parsed, text = data
+            if self.shape.get(key, True):
+                return SKIP if parsed is TEXT or parsed is NO_MATCH else parsed
+            return SKIP if text is NO_MATCH else text
+        if key == "topic":
+            return item.topic
+        if key == "partition":
+            return item.partition
+        if key == "offset":
+            return item.offset
+        if key == "timestamp":
+            return item.timestamp
+        if key == "timestampType":
+            return _TIMESTAMP_TYPES.get(item.timestamp_type, "NO_TIMESTAMP_TYPE")
+        if key == "headers":
+            return [{name: list(data) if data is not None else None}
+                    for name, data in item.headers or ()]
+        return default
 
 
 class KafkaCommitter:
@@ -170,6 +219,8 @@ class KafkaMapping:
         m = mapping.uuid
         self._m_partitions = metrics.shards_owned.labels(m)
         self._m_errors = metrics.poll_errors.labels(m, "error")
+        self.filters = (ShapedFilters(mapping.filter_patterns, ("key", "value"))
+                        if mapping.filter_patterns else None)
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         mapping, tuning = self.mapping, self.tuning
@@ -364,8 +415,18 @@ class KafkaMapping:
             return  # revoked meanwhile: the new owner reads them from the committed offset
         records: list[Record] = encoder.encode(messages)
         self._base.setdefault(tp, records[0].position)
+        shard = pipe.ctx.shard_id
+        if self.filters is not None:
+            matches = self.filters.matches
+            filtered = 0
+            for record, message in zip(records, messages, strict=True):
+                if not matches(KafkaView(message)):
+                    record.done = True  # committed past, never invoked
+                    filtered += 1
+            if filtered:
+                metrics.records_filtered.labels(self.mapping.uuid, shard).inc(filtered)
         pipe.put(records)
-        metrics.records_polled.labels(self.mapping.uuid, pipe.ctx.shard_id).inc(len(records))
+        metrics.records_polled.labels(self.mapping.uuid, shard).inc(len(records))
 
     def _update_flow(self) -> None:
         """Pause partitions whose pipeline is full, resume those with room; record lag."""

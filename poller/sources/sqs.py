@@ -24,6 +24,7 @@ import structlog
 from poller.awsjson import AwsError, AwsJsonClient
 from poller.batching import MAX_PAYLOAD_BYTES, SqsEncoder, build_payload, payload_size
 from poller.config_model import Mapping, TuningConfig
+from poller.filtering import MISSING, NO_MATCH, TEXT, ShapedFilters, parse_data
 from poller.invokers import Invoker, Outcome
 from poller.observability import metrics
 from poller.processing.processor import backoff, sleep_unless
@@ -84,6 +85,55 @@ class SqsApi:
                 "QueueUrl": url,
                 "Entries": [{"Id": str(n), "ReceiptHandle": h, "VisibilityTimeout": seconds}
                             for n, h in enumerate(chunk)]})
+
+
+_SQS_FIELDS = {"messageId": "MessageId", "receiptHandle": "ReceiptHandle",
+               "md5OfBody": "MD5OfBody", "md5OfMessageAttributes": "MD5OfMessageAttributes"}
+
+
+def _message_attributes(attrs: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in attrs.items():
+        entry: dict[str, Any] = {}
+        if "StringValue" in value:
+            entry["stringValue"] = value["StringValue"]
+        if "BinaryValue" in value:
+            entry["binaryValue"] = value["BinaryValue"]
+        entry["stringListValues"] = value.get("StringListValues") or []
+        entry["binaryListValues"] = value.get("BinaryListValues") or []
+        entry["dataType"] = value.get("DataType", "String")
+        out[name] = entry
+    return out
+
+
+class SqsView:
+    """A received message as FilterCriteria see it: the record as delivered (``messageId``,
+    ``attributes``, ``messageAttributes``, ``md5OfBody``, ...) and ``body``: the parsed JSON for
+    patterns whose ``body`` is an object, the string for rule arrays, NO_MATCH when the formats
+    differ (Lambda drops the message). The body is parsed at most once, only if read."""
+
+    __slots__ = ("_msg", "_parsed", "_text", "shape")
+
+    def __init__(self, msg: dict[str, Any]) -> None:
+        self._msg = msg
+        self._parsed: Any = MISSING
+        self._text: Any = MISSING
+        self.shape: dict[str, bool] = {}
+
+    def get(self, key: str, default: Any = None, /) -> Any:
+        msg = self._msg
+        if key == "body":
+            if self._parsed is MISSING:
+                self._parsed, self._text = parse_data(msg["Body"])
+            if self.shape.get("body", True):
+                return NO_MATCH if self._parsed is TEXT else self._parsed
+            return self._text
+        if key == "attributes":
+            return {k: str(v) for k, v in (msg.get("Attributes") or {}).items()}
+        if key == "messageAttributes":
+            return _message_attributes(msg.get("MessageAttributes") or {})
+        name = _SQS_FIELDS.get(key)
+        return default if name is None else msg.get(name, default)
 
 
 def failed_ids(payload: bytes, ids: set[str]) -> set[str] | None:
@@ -172,6 +222,9 @@ class SqsMapping:
         self._inflight_gauge = metrics.inflight_records.labels(*labels)
         self._pollers_gauge = metrics.sqs_pollers.labels(mapping.uuid)
         self._deleted = metrics.sqs_messages_deleted.labels(mapping.uuid)
+        self._filtered = metrics.records_filtered.labels(*labels)
+        self.filters = (ShapedFilters(mapping.filter_patterns, ("body",))
+                        if mapping.filter_patterns else None)
         self._receiving: set[asyncio.Task[Any]] = set()
         self._reconnects = 0
         self._duration = {o: metrics.invoke_duration.labels(mapping.uuid, o.value)
@@ -328,6 +381,13 @@ class SqsMapping:
                     return False
                 continue
             self._polled.inc(len(raw))
+            received = len(raw)
+            if self.filters is not None:
+                raw = await self._drop_filtered(raw)
+                if not raw:
+                    if window == 0:
+                        return received == want
+                    continue
             records = self._encoder.encode(raw)
             overflow: list[str] = []
             for rec, msg in zip(records, raw, strict=True):
@@ -343,8 +403,27 @@ class SqsMapping:
                 await self.api.change_visibility(self.url, overflow, 0)
                 return True
             if window == 0:
-                return len(raw) == want
+                return received == want
         return len(batch.records) >= m.batch_size
+
+    async def _drop_filtered(self, raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The messages some filter matches; the others are deleted at once (consumed)."""
+        assert self.filters is not None
+        matches = self.filters.matches
+        kept: list[dict[str, Any]] = []
+        dropped: list[str] = []
+        for msg in raw:
+            if matches(SqsView(msg)):
+                kept.append(msg)
+            else:
+                dropped.append(msg["ReceiptHandle"])
+        if not dropped:
+            return raw
+        self._filtered.inc(len(dropped))
+        missed = await self.api.delete(self.url, dropped)
+        if missed:
+            log.warning("sqs_delete_failed", mapping=self.mapping.uuid, count=missed)
+        return kept
 
     async def _keep_invisible(self, batch: _Batch) -> None:
         """Extend the visibility of the batch's messages while it is gathered and processed."""

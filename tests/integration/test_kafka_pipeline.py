@@ -274,3 +274,25 @@ async def test_python_target_without_aws_credentials(kafka_bootstrap: str, tmp_p
     async with running(kafka_config(mapping, "http://127.0.0.1:9", tmp_path / "s.db")):
         await wait_committed(kafka_bootstrap, mapping.uuid, topic, 3)
     assert counter(metrics.records_processed, mapping.uuid) == 3
+
+
+async def test_filtered_records_are_committed_past_and_never_invoked(kafka_bootstrap: str,
+                                                                      tmp_path: Path) -> None:
+    topic = await create_topic(kafka_bootstrap)
+    values = [{"kind": "order", "n": 0}, {"kind": "refund", "n": 1}, {"kind": "refund", "n": 2},
+              "plain text", {"kind": "order", "n": 4}, {"kind": "refund", "n": 5},
+              {"kind": "refund", "n": 6}, {"kind": "refund", "n": 7}]
+    raw = [v.encode() if isinstance(v, str) else json.dumps(v).encode() for v in values]
+    await produce(kafka_bootstrap, topic, [(0, b"k", v) for v in raw])
+    rec = KafkaRecorder()
+    mapping = kafka_mapping(kafka_bootstrap, topic, batch_size=2,
+                            filter_patterns=('{"value": {"kind": ["order"]}}',))
+    async with kafka_function_host(rec) as host:
+        async with running(kafka_config(mapping, host.endpoint, tmp_path / "s.db")):
+            # the last three records are filtered: the commit still reaches the end
+            await wait_committed(kafka_bootstrap, mapping.uuid, topic, len(values), timeout=30)
+            filtered = counter(metrics.records_filtered, mapping.uuid, shard=f"{topic}-0")
+    # a value that is not JSON falls back to the metadata rules (none here): kept, as in Lambda
+    assert [s.offset for s in rec.seen] == [0, 3, 4]
+    assert [s.value for s in rec.seen] == [raw[0], raw[3], raw[4]]
+    assert filtered == 5

@@ -992,3 +992,11 @@ def test_dynamodb_sqs_example_file_loads() -> None:
         "dynamodb", "TRIM_HORIZON", "arn:aws:sqs:us-east-1:000000000000:orders-changes-failed")
     assert (jobs.source, jobs.batch_size, jobs.maximum_concurrency) == ("sqs", 100, 20)
     assert payments.fifo and payments.batch_size == 10
+
+
+def test_sqs_filter_criteria_take_body_as_object_or_rules() -> None:
+    patterns = ['{"body": {"kind": ["order"]}}', '{"body": [{"prefix": "ping"}]}',
+                '{"attributes": {"MessageGroupId": ["g"]}}']
+    m = parse(config(sqs_mapping(FilterCriteria={"Filters": [{"Pattern": p}
+                                                             for p in patterns]}))).mappings[0]
+    assert m.filter_patterns == tuple(patterns)

@@ -175,3 +175,10 @@ def test_kafka_topic_on_failure_destination() -> None:
           "mappings[0].DestinationConfig.OnFailure.Destination", "kafka://orders", "recursion")
     issue(config(self_managed(DestinationConfig={"OnFailure": {"Destination": "kafka://.x"}})),
           "mappings[0].DestinationConfig.OnFailure.Destination", "kafka://.x", "topic name")
+
+
+@pytest.mark.parametrize("make", [self_managed, msk])
+def test_kafka_filter_criteria_accepted(make: Any) -> None:
+    patterns = ['{"value": {"kind": ["order"]}}', '{"key": ["a"], "partition": [0]}']
+    m = only(make(FilterCriteria={"Filters": [{"Pattern": p} for p in patterns]}), msk=MSK)
+    assert m.filter_patterns == tuple(patterns)
