@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+from poller.records import Record
 
 RETRY_ATTEMPTS_EXHAUSTED = "RetryAttemptsExhausted"
 RECORD_AGE_EXCEEDED = "RecordAgeExceeded"
@@ -38,3 +41,19 @@ def failure_document(*, request_id: str, function_arn: str, condition: str,
     doc["timestamp"] = iso_ms(timestamp)
     doc[batch_info_key] = batch_info
     return doc
+
+
+def stream_batch_info(shard_id: str, stream_arn: str, records: Sequence[Record],
+                      stamp: Callable[[datetime], str]) -> dict[str, Any]:
+    """``KinesisBatchInfo`` / ``DDBStreamBatchInfo``: the same fields, ``stamp`` formats the
+    arrival times (Kinesis with milliseconds, DynamoDB without)."""
+    first, last = records[0], records[-1]
+    return {
+        "shardId": shard_id,
+        "startSequenceNumber": first.seq,
+        "endSequenceNumber": last.seq,
+        "approximateArrivalOfFirstRecord": stamp(datetime.fromtimestamp(first.arrival, UTC)),
+        "approximateArrivalOfLastRecord": stamp(datetime.fromtimestamp(last.arrival, UTC)),
+        "batchSize": len(records),
+        "streamArn": stream_arn,
+    }
