@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from poller.loop import run as run_loop
@@ -53,9 +54,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "bench" / "__init__.py").exists() and str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))  # the console script's path lacks the checkout
     try:
         module = importlib.import_module(f"bench.{args.name}")
-    except ImportError:
+    except ModuleNotFoundError as e:
+        if e.name not in ("bench", f"bench.{args.name}"):
+            raise
         print(f"unknown benchmark {args.name!r} (benchmarks run from a source checkout: "
               "bench/ next to poller/)", file=sys.stderr)
         return EXIT_CONFIG
