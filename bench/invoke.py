@@ -4,11 +4,13 @@ Starts the function host (``poller functionhost``, no-op handler) in a subproces
 the other core, then in this process sends ``--invokes`` RequestResponse invokes of a
 ``--size``-byte JSON payload, ``--concurrency`` at a time, through:
 
-- lambda: :class:`poller.invokers.lambda_.LambdaInvoker` (aiobotocore, SigV4-signed);
+- fast: :class:`poller.invokers.lambda_fast.FastLambdaInvoker` (the default ``Target.Client``:
+  botocore's SigV4 signer on a reused aiohttp session);
+- aiobotocore: :class:`poller.invokers.lambda_.LambdaInvoker` (``Target.Client: aiobotocore``);
 - raw: ``aiohttp`` POSTs to the same invoke URL on one reused session (unsigned: the floor).
 
 Invokes/s on one core = invokes / this process's CPU seconds (the host's CPU is not counted).
-The final line is the ratio lambda / raw (higher is better; the target is >= 0.75).
+The final line is fast / raw and aiobotocore / raw (higher is better; the target is >= 0.75).
 
 Run ``python -m bench.invoke [--invokes N] [--concurrency C] [--size BYTES]``.
 """
@@ -22,7 +24,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from poller.awsclients import AwsClients
 from poller.config_model import AwsConfig, ServiceEndpoint
 from poller.invokers import InvokeResult
 from poller.invokers.lambda_ import LambdaInvoker
+from poller.invokers.lambda_fast import FastLambdaInvoker
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTION = "noop"
@@ -85,8 +88,23 @@ async def _drive(call: Callable[[], Awaitable[int]], invokes: int,
             "invokes_per_s": invokes / wall}
 
 
-async def run_lambda(endpoint: str, payload: bytes, invokes: int,
-                     concurrency: int) -> dict[str, float]:
+async def run_fast(endpoint: str, payload: bytes, invokes: int,
+                   concurrency: int) -> dict[str, float]:
+    aws = AwsConfig(region=REGION, services={"lambda": ServiceEndpoint(endpoint_url=endpoint)})
+    invoker = FastLambdaInvoker(aws, FUNCTION)
+
+    async def call() -> int:
+        result: InvokeResult = await invoker.invoke(payload)
+        return result.status
+
+    try:
+        return await _drive(call, invokes, concurrency)
+    finally:
+        await invoker.close()
+
+
+async def run_aiobotocore(endpoint: str, payload: bytes, invokes: int,
+                          concurrency: int) -> dict[str, float]:
     aws = AwsConfig(region=REGION, services={"lambda": ServiceEndpoint(endpoint_url=endpoint)})
     async with AwsClients(aws) as clients:
         invoker = LambdaInvoker(clients, FUNCTION)
@@ -114,8 +132,9 @@ async def run_raw(endpoint: str, payload: bytes, invokes: int,
         return await _drive(call, invokes, concurrency)
 
 
-PATHS: dict[str, Callable[[str, bytes, int, int], Awaitable[dict[str, float]]]] = {
-    "lambda": run_lambda,
+PATHS: dict[str, Callable[[str, bytes, int, int], Coroutine[Any, Any, dict[str, float]]]] = {
+    "fast": run_fast,
+    "aiobotocore": run_aiobotocore,
     "raw": run_raw,
 }
 
@@ -137,9 +156,9 @@ def run(invokes: int = 2000, concurrency: int = 16, size: int = 1024) -> dict[st
 def report(result: dict[str, Any]) -> str:
     lines = [f"{result['invokes']:,} invokes of {result['size']:,} B, concurrency "
              f"{result['concurrency']}, function host in another process",
-             f"  {'path':<8}{'CPU us/invoke':>15}{'invokes/CPU-s':>15}{'invokes/s':>11}"]
+             f"  {'path':<12}{'CPU us/invoke':>15}{'invokes/CPU-s':>15}{'invokes/s':>11}"]
     for name, r in result["results"].items():
-        lines.append(f"  {name:<8}{r['cpu_us_per_invoke']:>15.0f}{r['invokes_per_cpu_s']:>15.0f}"
+        lines.append(f"  {name:<12}{r['cpu_us_per_invoke']:>15.0f}{r['invokes_per_cpu_s']:>15.0f}"
                      f"{r['invokes_per_s']:>11.0f}")
     lines.append("  ratio: " + ", ".join(
         f"{name} vs raw aiohttp {ratio:.2f}x" for name, ratio in result["ratios"].items())

@@ -30,6 +30,7 @@ from poller.config_model import (
     Config,
     KafkaAuth,
     KafkaSource,
+    LambdaClient,
     Mapping,
     MetricsConfig,
     SecretRef,
@@ -186,8 +187,9 @@ _SECRET_FIELDS = frozenset({"secret_access_key", "session_token"})
 _TARGET_FIELDS: dict[str, tuple[str, ...]] = {
     "Type": _TARGET_TYPES, "RoleArn": _TARGET_TYPES, "TimeoutSeconds": _TARGET_TYPES,
     "Qualifier": ("lambda",), "Url": ("http",), "Headers": ("http",), "Handler": ("python",),
-    "KeyParallelism": _TARGET_TYPES,
+    "KeyParallelism": _TARGET_TYPES, "Client": ("lambda",),
 }
+_LAMBDA_CLIENTS = ("fast", "aiobotocore")
 _UNSUPPORTED_SOURCES = {
     "kafka": "Amazon MSK (Kafka)", "mq": "Amazon MQ", "rds": "DocumentDB",
 }
@@ -1149,6 +1151,7 @@ def _target(c: _Checker, path: str, value: object, function_name: str | None,
                   expected="an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
     timeout = c.num(_join(path, "TimeoutSeconds"), d.get("TimeoutSeconds", MISSING),
                     _DEFAULT_TARGET.timeout_seconds, 0.0, _MAX_TIMEOUT_SECONDS, lo_exclusive=True)
+    client = c.choice(_join(path, "Client"), d.get("Client", MISSING), _LAMBDA_CLIENTS, "fast")
     lanes = c.int_(_join(path, "KeyParallelism"), d.get("KeyParallelism", MISSING), 1, 1, 10)
     if lanes > 1 and not kafka:
         c.add(_join(path, "KeyParallelism"), lanes, "is for Kafka event sources; Kinesis "
@@ -1156,7 +1159,8 @@ def _target(c: _Checker, path: str, value: object, function_name: str | None,
         lanes = 1
     return Target(type=cast(TargetType, ttype), url=url, handler=handler,
                   timeout_seconds=timeout, headers=headers, qualifier=qualifier,
-                  role_arn=role or None, key_parallelism=lanes)
+                  role_arn=role or None, key_parallelism=lanes,
+                  client=cast(LambdaClient, client or "fast"))
 
 
 def _filter_criteria(c: _Checker, path: str, value: object, max_filters: int,

@@ -11,6 +11,7 @@ from typing import Literal
 
 StartingPosition = Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"]
 TargetType = Literal["lambda", "http", "python"]
+LambdaClient = Literal["fast", "aiobotocore"]
 SERVICES = ("kinesis", "lambda", "sqs", "sns", "s3", "dynamodb", "dynamodbstreams", "sts",
             "secretsmanager")
 
@@ -86,6 +87,8 @@ class Target:
     timeout_seconds: float = 900.0  # http/lambda read timeout
     headers: dict[str, str] = field(default_factory=dict)  # http only
     qualifier: str | None = None  # lambda: version or alias
+    # lambda: "fast" = SigV4-signed aiohttp (poller/invokers/lambda_fast.py), else aiobotocore
+    client: LambdaClient = "fast"
     role_arn: str | None = None  # the events' invokeIdentityArn (AWS: the function's role)
     # beyond AWS, Kafka only: a partition's records in up to 10 lanes by record key (per-key
     # order kept, the commit is the contiguous watermark); AWS reads a partition serially

@@ -7,6 +7,7 @@ from poller.config_model import Mapping
 from poller.invokers import Invoker
 from poller.invokers.http import HttpInvoker
 from poller.invokers.lambda_ import LambdaInvoker
+from poller.invokers.lambda_fast import FastLambdaInvoker
 from poller.invokers.local import LocalInvoker
 
 
@@ -15,6 +16,10 @@ def make_invoker(mapping: Mapping, clients: AwsClients) -> Invoker:
     if target.type == "lambda":
         parts = mapping.function_name.split(":")
         region = parts[3] if parts[0] == "arn" and len(parts) > 3 else None
+        if target.client == "fast":
+            return FastLambdaInvoker(clients.aws, mapping.function_name,
+                                     qualifier=target.qualifier,
+                                     timeout_seconds=target.timeout_seconds, region=region or None)
         return LambdaInvoker(clients, mapping.function_name, qualifier=target.qualifier,
                              timeout_seconds=target.timeout_seconds, region=region or None)
     if target.type == "http":

@@ -7,18 +7,19 @@ import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiohttp import web
 
 from poller.awsclients import AwsClients
-from poller.config_model import AwsConfig, Mapping, ServiceEndpoint, Target
+from poller.config_model import AwsConfig, LambdaClient, Mapping, ServiceEndpoint, Target
 from poller.functionhost import FunctionHost
 from poller.invokers import InvokeResult, Outcome
 from poller.invokers.factory import make_invoker
 from poller.invokers.http import HttpInvoker
 from poller.invokers.lambda_ import LambdaInvoker
+from poller.invokers.lambda_fast import FastLambdaInvoker
 from poller.invokers.local import LocalInvoker
 from tests.functions import echo, fail_on, partial, slow
 from tests.helpers import b64
@@ -62,13 +63,24 @@ async def clients(host: FunctionHost) -> AsyncIterator[AwsClients]:
         yield c
 
 
-# --- Lambda (aiobotocore) ------------------------------------------------------------------------
+# --- Lambda (fast signed aiohttp, and aiobotocore): the same cases, the same results ------------
+
+INVOKER_CLASSES = {"fast": FastLambdaInvoker, "aiobotocore": LambdaInvoker}
 
 
-async def test_lambda_invoker_ok_and_function_error(clients: AwsClients,
-                                                    host: FunctionHost) -> None:
-    invoker = make_invoker(mapping(Target(type="lambda"), "fail-on"), clients)
-    assert isinstance(invoker, LambdaInvoker)
+@pytest.fixture(params=["fast", "aiobotocore"])
+def client(request: pytest.FixtureRequest) -> LambdaClient:
+    return cast(LambdaClient, request.param)
+
+
+def lambda_target(client: LambdaClient, **kw: Any) -> Target:
+    return Target(type="lambda", client=client, **kw)
+
+
+async def test_lambda_invoker_ok_and_function_error(clients: AwsClients, host: FunctionHost,
+                                                    client: LambdaClient) -> None:
+    invoker = make_invoker(mapping(lambda_target(client), "fail-on"), clients)
+    assert isinstance(invoker, INVOKER_CLASSES[client])
     ok = await invoker.invoke(kinesis_event(b"fine", b"also fine"))
     assert ok.outcome is Outcome.OK
     assert (ok.status, ok.payload, ok.function_error, ok.executed_version) == (
@@ -85,46 +97,155 @@ async def test_lambda_invoker_ok_and_function_error(clients: AwsClients,
     await invoker.close()
 
 
-async def test_lambda_invoker_returns_the_response_payload(clients: AwsClients) -> None:
-    invoker = make_invoker(mapping(Target(type="lambda"), "partial"), clients)
+async def test_lambda_invoker_returns_the_response_payload(clients: AwsClients,
+                                                          client: LambdaClient) -> None:
+    invoker = make_invoker(mapping(lambda_target(client), "partial"), clients)
     result = await invoker.invoke(kinesis_event(b"ok", b"fail me", b"ok"))
     assert result.outcome is Outcome.OK
     assert json.loads(result.payload) == {"batchItemFailures": [{"itemIdentifier": "101"}]}
+    await invoker.close()
 
 
-async def test_lambda_invoker_passes_the_qualifier(clients: AwsClients) -> None:
-    invoker = make_invoker(mapping(Target(type="lambda", qualifier="3"), "echo"), clients)
+async def test_lambda_invoker_passes_the_qualifier(clients: AwsClients,
+                                                   client: LambdaClient) -> None:
+    invoker = make_invoker(mapping(lambda_target(client, qualifier="3"), "echo"), clients)
     result = await invoker.invoke(b"{}")
     assert result.outcome is Outcome.OK
     assert result.executed_version == "3"
+    await invoker.close()
 
 
-async def test_lambda_invoker_unknown_function_is_a_retryable_error(clients: AwsClients) -> None:
-    result = await LambdaInvoker(clients, "missing").invoke(SECRET)
+async def test_lambda_invoker_unknown_function_is_a_retryable_error(
+        clients: AwsClients, client: LambdaClient) -> None:
+    invoker = make_invoker(mapping(lambda_target(client), "missing"), clients)
+    result = await invoker.invoke(SECRET)
+    await invoker.close()
     assert result.status == 404
     assert result.outcome is Outcome.ERROR
-    assert result.error is not None and result.error.startswith("ResourceNotFoundException")
+    assert result.error is not None and result.error.startswith("ResourceNotFoundException: ")
+    assert "Function not found" in result.error
+    assert result.request_id
     assert b"secret" not in result.error.encode()
     assert result.payload == b""
 
 
-async def test_lambda_invoker_connection_refused_is_status_0() -> None:
+@pytest.mark.parametrize(("body", "status", "outcome"), [
+    (b"{}", 413, Outcome.TOO_LARGE),
+    (b"not json", 400, Outcome.ERROR),
+])
+async def test_lambda_invoker_maps_request_errors(clients: AwsClients, client: LambdaClient,
+                                                  monkeypatch: pytest.MonkeyPatch, body: bytes,
+                                                  status: int, outcome: Outcome) -> None:
+    if status == 413:
+        monkeypatch.setattr("poller.functionhost.MAX_SYNC_PAYLOAD", 1)
+    invoker = make_invoker(mapping(lambda_target(client), "echo"), clients)
+    result = await invoker.invoke(body)
+    await invoker.close()
+    assert (result.status, result.outcome) == (status, outcome)
+    code = {413: "RequestEntityTooLargeException", 400: "InvalidRequestContentException"}[status]
+    assert result.error is not None and result.error.startswith(code + ": ")
+
+
+async def test_lambda_invoker_throttle_is_429(host: FunctionHost, clients: AwsClients,
+                                              client: LambdaClient,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(host, "concurrency", 0)
+    invoker = make_invoker(mapping(lambda_target(client), "echo"), clients)
+    result = await invoker.invoke(b"{}")
+    await invoker.close()
+    assert (result.status, result.outcome) == (429, Outcome.THROTTLED)
+    assert result.error == "TooManyRequestsException: Rate Exceeded."
+
+
+async def test_lambda_invoker_5xx_without_json_is_a_retryable_error(client: LambdaClient) -> None:
+    async def broken(request: web.Request) -> web.Response:
+        return web.Response(status=502, text="<html>bad gateway</html>")
+
+    app = web.Application()
+    app.router.add_post("/2015-03-31/functions/{name}/invocations", broken)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        aws = AwsConfig(endpoint_url=f"http://127.0.0.1:{port}")
+        async with AwsClients(aws) as clients:
+            invoker = make_invoker(mapping(lambda_target(client), "fn"), clients)
+            result = await invoker.invoke(b"{}")
+            await invoker.close()
+    finally:
+        await runner.cleanup()
+    assert (result.status, result.outcome) == (502, Outcome.ERROR)
+    assert result.error == "502: Bad Gateway"
+
+
+async def test_lambda_invoker_connection_refused_is_status_0(client: LambdaClient) -> None:
     aws = AwsConfig(endpoint_url=f"http://127.0.0.1:{closed_port()}")
     async with AwsClients(aws, connect_timeout=2) as clients:
-        result = await LambdaInvoker(clients, "fn").invoke(SECRET)
+        invoker = make_invoker(mapping(lambda_target(client), "fn"), clients)
+        result = await invoker.invoke(SECRET)
+        await invoker.close()
     assert result.status == 0
     assert result.outcome is Outcome.ERROR
     assert result.error and "secret" not in result.error
 
 
 async def test_lambda_invoker_times_out_after_target_timeout(
-        clients: AwsClients, monkeypatch: pytest.MonkeyPatch) -> None:
+        clients: AwsClients, client: LambdaClient, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(slow, "DELAY", 1.0)
-    invoker = make_invoker(mapping(Target(type="lambda", timeout_seconds=0.3), "slow"), clients)
+    invoker = make_invoker(mapping(lambda_target(client, timeout_seconds=0.3), "slow"), clients)
     result = await invoker.invoke(b"{}")
+    await invoker.close()
     assert result.status == 0
     assert result.outcome is Outcome.ERROR
     assert result.error == "invoke timed out after 0.3s"
+
+
+async def test_lambda_invokers_send_the_same_signed_request_on_one_connection() -> None:
+    seen: list[tuple[str, dict[str, str], int]] = []
+
+    async def record(request: web.Request) -> web.Response:
+        await request.read()
+        seen.append((request.raw_path, dict(request.headers),
+                     id(request.transport)))
+        return web.Response(status=200, body=b"null", headers={"x-amzn-RequestId": "r-1"})
+
+    app = web.Application()
+    app.router.add_post("/2015-03-31/functions/{name}/invocations", record)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    arn = "arn:aws:lambda:eu-west-1:123456789012:function:fn"
+    try:
+        aws = AwsConfig(endpoint_url=f"http://127.0.0.1:{port}", access_key_id="AKIDEXAMPLE",
+                        secret_access_key="s3cr3t")
+        for client in ("fast", "aiobotocore"):
+            async with AwsClients(aws) as clients:
+                invoker = make_invoker(
+                    mapping(lambda_target(client, qualifier="live"), arn),
+                    clients)
+                for _ in range(3):
+                    assert (await invoker.invoke(b"{}")).request_id == "r-1"
+                await invoker.close()
+    finally:
+        await runner.cleanup()
+    fast, slow_ = seen[:3], seen[3:]
+    assert len({transport for _, _, transport in fast}) == 1, "a new connection per invoke"
+    assert fast[0][0] == slow_[0][0] == (
+        "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aeu-west-1%3A123456789012"
+        "%3Afunction%3Afn/invocations?Qualifier=live")
+    for (_, headers, _), (_, reference, _) in zip(fast, slow_, strict=True):
+        assert headers["X-Amz-Invocation-Type"] == reference["X-Amz-Invocation-Type"]
+        auth, ref = (h["Authorization"].split(", ") for h in (headers, reference))
+        assert auth[0].split("/", 1)[1] == ref[0].split("/", 1)[1]  # date/region/service scope
+        assert auth[0].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+        assert "/eu-west-1/lambda/aws4_request" in auth[0]
+        assert set(auth[1].removeprefix("SignedHeaders=").split(";")) <= set(
+            ref[1].removeprefix("SignedHeaders=").split(";"))
+        assert "s3cr3t" not in json.dumps(headers)
 
 
 # --- HTTP ----------------------------------------------------------------------------------------

@@ -569,6 +569,8 @@ def test_targets() -> None:
     m = only_mapping(Target={"Type": "lambda", "Qualifier": "live"})
     assert m.target.qualifier == "live"
     assert m.function_arn.endswith(":function:orders-handler:live")
+    assert m.target.client == "fast"
+    assert only_mapping(Target={"Client": "aiobotocore"}).target.client == "aiobotocore"
 
 
 def test_target_problems() -> None:
@@ -590,6 +592,10 @@ def test_target_problems() -> None:
           "IAM role ARN")
     issue(config(mapping(FunctionName="f:live", Target={"Qualifier": "prod"})),
           "mappings[0].Target.Qualifier", "prod", "append :<version or alias> to FunctionName")
+    issue(config(mapping(Target={"Client": "boto"})), "mappings[0].Target.Client", "boto",
+          "one of fast, aiobotocore")
+    issue(config(mapping(Target={"Type": "python", "Handler": "m:f", "Client": "fast"})),
+          "mappings[0].Target.Client", MISSING, "only applies to Type lambda")
 
 
 def test_header_values_are_not_echoed_in_errors() -> None:
