@@ -23,7 +23,7 @@ help:
 	@echo "make test      install, infra, lint, then every test (servers start inside pytest)"
 	@echo "make unit      unit tests only (no servers)"
 	@echo "make demo      run the local demo"
-	@echo "make bench     run every benchmark"
+	@echo "make bench     run every benchmark (writes bench/results.json)"
 	@echo "make clean     remove build output and caches (distclean: also $(VENV), node_modules, tools)"
 
 $(BIN)/python:
@@ -67,8 +67,8 @@ unit: install
 demo: install infra
 	$(BIN)/poller demo
 
-bench: install
-	$(BIN)/poller bench batcher
+bench: install infra
+	$(BIN)/poller bench all
 	$(BIN)/poller bench filtering
 
 clean:

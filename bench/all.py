@@ -1,0 +1,93 @@
+"""Every benchmark in one run, each printing its table and ratio line; results to JSON.
+
+``poller bench all`` (``make bench``) runs them with their default sizes and writes
+``bench/results.json`` (the machine, the command and every result); ``--small`` uses sizes of a
+few seconds each (the smoke test); ``--only kinesis,invoke`` picks some.
+
+Run ``python -m bench.all [--small] [--only NAMES] [--out FILE]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).resolve().parent / "results.json"
+
+# name -> (keyword arguments of run() at full size, at small size); a list runs each in turn
+SIZES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
+    "batcher": ([{"records": 10_000, "size": 1024}, {"records": 10_000, "size": 100}],
+                [{"records": 500, "size": 1024, "repeat": 1}]),
+    "kinesis": ([{"records": 20_000, "size": 100, "batch_size": 100}],
+                [{"records": 300, "size": 100, "batch_size": 100}]),
+    "invoke": ([{"invokes": 3000, "concurrency": 16}], [{"invokes": 50, "concurrency": 4}]),
+    "kafka": ([{"records": 200_000, "size": 100, "batch_size": 500}],
+              [{"records": 500, "size": 100, "batch_size": 100}]),
+    "latency": ([{"records": 40, "interval": 0.25}], [{"records": 3, "interval": 0.1}]),
+}
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu or platform.processor(), "cores": os.cpu_count(),
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.all", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small", action="store_true", help="tiny sizes (seconds each)")
+    parser.add_argument("--only", help="comma-separated names (default: all)")
+    parser.add_argument("--out", help=f"results JSON (default {OUT}; none with --small)")
+    args = parser.parse_args(argv)
+    names = args.only.split(",") if args.only else list(SIZES)
+    unknown = [n for n in names if n not in SIZES]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(SIZES)}",
+              file=sys.stderr)
+        return 2
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")  # the local servers accept any
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    results: dict[str, list[dict[str, Any]]] = {}
+    for name in names:
+        module = importlib.import_module(f"bench.{name}")
+        run: Callable[..., dict[str, Any]] = module.run
+        report: Callable[[dict[str, Any]], str] = module.report
+        print(f"== {name}", flush=True)
+        started = time.perf_counter()
+        for kwargs in SIZES[name][1 if args.small else 0]:
+            result = run(**kwargs)
+            results.setdefault(name, []).append(result)
+            print(report(result), flush=True)
+        print(f"   ({time.perf_counter() - started:.1f} s)", flush=True)
+    out = args.out or (None if args.small else str(OUT))
+    if out:
+        document = {
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "command": "poller bench all" + (" --small" if args.small else ""),
+            "machine": machine(),
+            "results": results,
+        }
+        Path(out).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        print(f"results written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
