@@ -33,6 +33,7 @@ SIZES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
     "kafka": ([{"records": 200_000, "size": 100, "batch_size": 500}],
               [{"records": 500, "size": 100, "batch_size": 100}]),
     "latency": ([{"records": 40, "interval": 0.25}], [{"records": 3, "interval": 0.1}]),
+    "idle": ([{"shards": 1000, "window": 30.0}], [{"shards": 10, "window": 1.0}]),
 }
 
 
