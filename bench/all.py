@@ -15,7 +15,9 @@ import importlib
 import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,7 +26,6 @@ from typing import Any
 OUT = Path(__file__).resolve().parent / "results.json"
 
 # name -> (keyword arguments of run() at full size, at small size); a list runs each in turn
-# idle runs first: its RSS is this process's, before the other benchmarks' buffers
 SIZES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
     "idle": ([{"shards": 1000, "window": 30.0}], [{"shards": 10, "window": 1.0}]),
     "batcher": ([{"records": 10_000, "size": 1024}, {"records": 10_000, "size": 100}],
@@ -51,12 +52,30 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version(), "platform": platform.platform()}
 
 
+def _child(name: str, small: bool) -> list[dict[str, Any]]:
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        command = [sys.executable, "-m", "bench.all", "--in-process", "--only", name,
+                   "--out", str(out)] + (["--small"] if small else [])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)}
+        done = subprocess.run(command, cwd=root, env=env, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"benchmark {name} failed (exit {done.returncode})")
+        result: list[dict[str, Any]] = json.loads(out.read_text())["results"][name]
+        return result
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.all", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="tiny sizes (seconds each)")
     parser.add_argument("--only", help="comma-separated names (default: all)")
     parser.add_argument("--out", help=f"results JSON (default {OUT}; none with --small)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run in this process (default: each benchmark in its own, so "
+                             "none measures another's threads, heap or RSS)")
     args = parser.parse_args(argv)
     names = args.only.split(",") if args.only else list(SIZES)
     unknown = [n for n in names if n not in SIZES]
@@ -68,6 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
     results: dict[str, list[dict[str, Any]]] = {}
     for name in names:
+        if not args.in_process:
+            results[name] = _child(name, args.small)
+            continue
         module = importlib.import_module(f"bench.{name}")
         run: Callable[..., dict[str, Any]] = module.run
         report: Callable[[dict[str, Any]], str] = module.report
@@ -87,7 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "results": results,
         }
         Path(out).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-        print(f"results written to {out}")
+        if not args.in_process:
+            print(f"results written to {out}")
     return 0
 
 
