@@ -69,7 +69,7 @@ class FastLambdaInvoker:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout),
-                auto_decompress=False, skip_auto_headers=("Content-Type",))
+                skip_auto_headers=("Content-Type",))
         try:
             headers = self._signed_headers(payload)
         except (NoCredentialsError, BotoCoreError) as e:
