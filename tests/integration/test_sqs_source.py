@@ -183,7 +183,7 @@ async def test_fifo_failure_holds_back_the_rest_of_its_group(moto_endpoint: str,
 
 async def test_restart_without_loss(moto_endpoint: str, tmp_path: Path) -> None:
     url, arn = create_queue(moto_endpoint, unique_name("sqs"), {"VisibilityTimeout": "2"})
-    bodies = [f"r{i}" for i in range(20)]
+    bodies = [f"r{i}" for i in range(40)]  # enough that a stop after 5 leaves work
     send(moto_endpoint, url, bodies)
     rec = EventRecorder(delay=0.3)
     mapping = source_mapping(arn, batch_size=5, maximum_concurrency=2)
