@@ -471,3 +471,25 @@ def test_an_existing_claim_and_service_account_are_used_not_created() -> None:
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["state"]["persistentVolumeClaim"] == {"claimName": "old-state"}
     assert pod["serviceAccountName"] == "poller-irsa"
+
+
+def test_values_schema_accepts_every_setting_the_poller_reads() -> None:
+    """The chart's schema must not refuse a key the poller's own config accepts."""
+    from poller.config import _TOP_FIELDS, TUNING_RANGES
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    config = schema["properties"]["config"]["properties"]
+    owned_by_chart = {"state", "metrics"}  # set by the chart itself (state volume, probes)
+    assert set(_TOP_FIELDS) - owned_by_chart <= set(config)
+    assert set(TUNING_RANGES) <= set(config["tuning"]["properties"])
+    values = {"config": {
+        "mappings": [{"EventSourceArn": "arn:aws:kinesis:us-east-1:123456789012:stream/s",
+                      "FunctionName": "f", "StartingPosition": "LATEST"}],
+        "tuning": {name: hi for name, (_lo, hi) in TUNING_RANGES.items()},
+        "msk": {"clusters": {"arn:aws:kafka:us-east-1:123456789012:cluster/c/x": "b-1:9096"}},
+        "secrets": {"arn:aws:secretsmanager:us-east-1:123456789012:secret:s": {"env": "S"}},
+    }}
+    validator = jsonschema.Draft7Validator({**schema, "required": []})
+    problems = [e.message for e in validator.iter_errors(values)
+                if list(e.absolute_path)[:1] == ["config"]]
+    assert problems == []
