@@ -419,18 +419,10 @@ def payload_size(records, Py_ssize_t start=0, end=None, Py_ssize_t tail_bytes=0)
     return total
 
 
-def build_payload(records, Py_ssize_t start=0, end=None, bytes tail not None=b""):
-    cdef list recs = _span(records, start, end)
-    cdef Py_ssize_t n = PyList_GET_SIZE(recs), i, size
-    cdef Py_ssize_t total = _ENVELOPE + PyBytes_GET_SIZE(tail) + (n - 1 if n else 0)
-    for i in range(n):
-        total += _size(<object>PyList_GET_ITEM(recs, i))
-    cdef bytes payload = PyBytes_FromStringAndSize(NULL, total)
-    cdef char* out = PyBytes_AS_STRING(payload)
-    cdef char* last = out + total - 2 - PyBytes_GET_SIZE(tail)  # where ']' goes
+cdef char* _join_fragments(char* out, list recs, char* last) except NULL:
+    """Writes the records' fragments joined by commas from ``out``; they must end at ``last``."""
+    cdef Py_ssize_t i, size, n = PyList_GET_SIZE(recs)
     cdef bytes fragment
-    memcpy(out, b'{"Records":[', 12)
-    out += 12
     for i in range(n):
         fragment = (<Record>PyList_GET_ITEM(recs, i)).fragment
         size = PyBytes_GET_SIZE(fragment) if fragment is not None else -1
@@ -443,6 +435,20 @@ def build_payload(records, Py_ssize_t start=0, end=None, bytes tail not None=b""
         out += size
     if out != last:
         raise RuntimeError("a record's fragment changed while its payload was built")
+    return out
+
+
+def build_payload(records, Py_ssize_t start=0, end=None, bytes tail not None=b""):
+    cdef list recs = _span(records, start, end)
+    cdef Py_ssize_t n = PyList_GET_SIZE(recs), i, size
+    cdef Py_ssize_t total = _ENVELOPE + PyBytes_GET_SIZE(tail) + (n - 1 if n else 0)
+    for i in range(n):
+        total += _size(<object>PyList_GET_ITEM(recs, i))
+    cdef bytes payload = PyBytes_FromStringAndSize(NULL, total)
+    cdef char* out = PyBytes_AS_STRING(payload)
+    cdef char* last = out + total - 2 - PyBytes_GET_SIZE(tail)  # where ']' goes
+    memcpy(out, b'{"Records":[', 12)
+    out = _join_fragments(out + 12, recs, last)
     out[0] = b']'
     out = _put(out + 1, tail)
     out[0] = b'}'
@@ -644,22 +650,11 @@ def build_framed(bytes head not None, records, Py_ssize_t start=0, end=None,
     cdef bytes payload = PyBytes_FromStringAndSize(NULL, total)
     cdef char* out = PyBytes_AS_STRING(payload)
     cdef char* last = out + total - PyBytes_GET_SIZE(tail)
-    cdef bytes fragment
-    out = _put(out, head)
-    for i in range(n):
-        fragment = (<Record>PyList_GET_ITEM(recs, i)).fragment
-        size = PyBytes_GET_SIZE(fragment) if fragment is not None else -1
-        if size < 0 or out + size + (i > 0) > last:
-            raise RuntimeError("a record's fragment changed while its payload was built")
-        if i > 0:
-            out[0] = b','
-            out += 1
-        memcpy(out, PyBytes_AS_STRING(fragment), size)
-        out += size
-    if out != last:
-        raise RuntimeError("a record's fragment changed while its payload was built")
+    out = _join_fragments(_put(out, head), recs, last)
     _put(out, tail)
     return payload
+
+
 cdef str _sqs_message_attributes(dict attrs):
     cdef list parts = [], fields
     cdef object name, value

@@ -26,6 +26,7 @@ class ShardPipeline:
         self._processor = processor
         self._writer = writer
         self._tuning = tuning
+        self._filtering = bool(mapping.filter_patterns)
         self.checkpointer = ShardCheckpointer(writer, mapping.uuid, ctx.shard_id)
         self.lanes = [Lane(mapping.batch_size, float(mapping.maximum_batching_window_in_seconds),
                            extra_bytes=ctx.extra_bytes)
@@ -38,10 +39,11 @@ class ShardPipeline:
         """Hand over read records in shard order; records already ``done`` (filtered out) only
         hold their place for the checkpoint."""
         self.checkpointer.track(records)
-        live = [r for r in records if not r.done]
-        if len(live) != len(records):
-            self.checkpointer.advance()
-            records = live
+        if self._filtering:  # only FilterCriteria hand over records that are already done
+            live = [r for r in records if not r.done]
+            if len(live) != len(records):
+                self.checkpointer.advance()
+                records = live
         lanes = self.lanes
         if len(lanes) == 1:
             lanes[0].put(records)
