@@ -89,3 +89,31 @@ sqs_pollers = Gauge(
 sqs_messages_deleted = Counter(
     "esm_sqs_messages_deleted", "SQS messages deleted after their invocation succeeded.", _M,
     registry=REGISTRY)
+leases_held = Gauge(
+    "esm_leases_held", "Shard leases this replica holds in the DynamoDB lease table.", _M,
+    registry=REGISTRY)
+leases_taken = Counter(
+    "esm_leases_taken", "Leases taken because they were free or expired.", _M,
+    registry=REGISTRY)
+leases_stolen = Counter(
+    "esm_leases_stolen", "Leases taken from a live owner that did not hand them over in time.",
+    _M, registry=REGISTRY)
+leases_lost = Counter(
+    "esm_leases_lost", "Leases this replica lost, by reason (renew_refused, checkpoint_refused, "
+    "taken, expired).", ("mapping", "reason"), registry=REGISTRY)
+leases_released = Counter(
+    "esm_leases_released", "Leases given up gracefully after their final checkpoint (hand-off, "
+    "shard end, SIGTERM).", _M, registry=REGISTRY)
+checkpoints_refused = Counter(
+    "esm_checkpoints_refused", "Checkpoint writes refused by the lease table's fencing (the lease "
+    "was no longer held).", _M, registry=REGISTRY)
+lease_errors = Counter(
+    "esm_lease_errors", "Lease table calls that failed (throttling, unreachable).", _M,
+    registry=REGISTRY)
+lease_balance_seconds = Histogram(
+    "esm_lease_balance_seconds", "Time from seeing the leases unbalanced (free leases, or held "
+    "counts differing by more than one) to balanced again.", _M,
+    buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600), registry=REGISTRY)
+watchdog_restarts = Counter(
+    "esm_watchdog_restarts", "Shard readers restarted because the shard had lag and its "
+    "checkpoint did not move for the watchdog time.", _M, registry=REGISTRY)
