@@ -223,6 +223,7 @@ TUNING_RANGES: Final[dict[str, tuple[float, float]]] = {
 
 _DEFAULT_AWS: Final = AwsConfig()
 _DEFAULT_STATE: Final = StateConfig()
+_TABLE_NAME_RE: Final = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 _DEFAULT_METRICS: Final = MetricsConfig()
 _DEFAULT_TARGET: Final = Target()
 
@@ -614,18 +615,47 @@ def _aws(c: _Checker, value: object) -> AwsConfig:
 
 
 def _state(c: _Checker, value: object) -> StateConfig:
-    d = c.obj("state", value, ("store", "path"))
-    store = d.get("store", MISSING)
-    if store == "dynamodb":
-        c.add("state.store", store, "the dynamodb store is not supported yet by esm-poller; "
-              "must be sqlite")
-    else:
-        c.choice("state.store", store, ("sqlite",), "sqlite")
+    fields = ("store", "path", "table", "billing_mode", "read_capacity", "write_capacity",
+              "failover_seconds", "handoff_grace_seconds", "endpoint_url", "watchdog_seconds")
+    d = c.obj("state", value, fields)
+    store = c.choice("state.store", d.get("store", MISSING), ("sqlite", "dynamodb"), "sqlite")
     path = c.str_("state.path", d.get("path", MISSING), _DEFAULT_STATE.path,
                   expected="a file path")
     if path == "":
         c.add("state.path", path, "must not be empty: a file path for the sqlite database")
-    return StateConfig(store="sqlite", path=path or _DEFAULT_STATE.path)
+    watchdog = c.num("state.watchdog_seconds", d.get("watchdog_seconds", MISSING),
+                     _DEFAULT_STATE.watchdog_seconds, 0, 86400)
+    if store != "dynamodb":
+        for name in fields[2:-1]:
+            if d.get(name) is not None:
+                c.add(_join("state", name), d[name], "applies only with state.store: dynamodb")
+        return StateConfig(store="sqlite", path=path or _DEFAULT_STATE.path,
+                           watchdog_seconds=watchdog)
+    table = c.str_("state.table", d.get("table", MISSING), _DEFAULT_STATE.table,
+                   pattern=_TABLE_NAME_RE,
+                   expected="a DynamoDB table name: 3 to 255 of a-z A-Z 0-9 _ - .")
+    billing = c.choice("state.billing_mode", d.get("billing_mode", MISSING),
+                       ("PAY_PER_REQUEST", "PROVISIONED"), _DEFAULT_STATE.billing_mode)
+    capacity = {name: c.int_(_join("state", name), d.get(name, MISSING),
+                             getattr(_DEFAULT_STATE, name), 1, 40000)
+                for name in ("read_capacity", "write_capacity")}
+    if billing != "PROVISIONED":
+        for name in capacity:
+            if d.get(name) is not None:
+                c.add(_join("state", name), d[name], "applies only with state.billing_mode: "
+                      "PROVISIONED")
+    failover = c.num("state.failover_seconds", d.get("failover_seconds", MISSING),
+                     _DEFAULT_STATE.failover_seconds, 1, 600)
+    grace = c.num("state.handoff_grace_seconds", d.get("handoff_grace_seconds", MISSING),
+                  _DEFAULT_STATE.handoff_grace_seconds, 0, 900)
+    endpoint = _url(c, "state.endpoint_url", d.get("endpoint_url", MISSING))
+    return StateConfig(
+        store="dynamodb", path=path or _DEFAULT_STATE.path, table=table or _DEFAULT_STATE.table,
+        billing_mode=cast(Literal["PAY_PER_REQUEST", "PROVISIONED"],
+                          billing or _DEFAULT_STATE.billing_mode),
+        read_capacity=capacity["read_capacity"], write_capacity=capacity["write_capacity"],
+        failover_seconds=failover, handoff_grace_seconds=grace, endpoint_url=endpoint,
+        watchdog_seconds=watchdog)
 
 
 def _metrics(c: _Checker, value: object) -> MetricsConfig:
@@ -1392,6 +1422,10 @@ def parse_config(data: object, source: str = "<config>",
             m = _mapping(c, f"mappings[{i}]", item, msk, aws.region, secrets, tuning)
             if m is None:
                 continue
+            if state.store == "dynamodb" and m.tumbling_window_in_seconds:
+                c.add(f"mappings[{i}].TumblingWindowInSeconds", m.tumbling_window_in_seconds,
+                      "is not supported with state.store: dynamodb (a window's state would "
+                      "have to move with the lease); use state.store: sqlite (one replica)")
             if m.uuid in seen_uuid:
                 c.add(f"mappings[{i}].UUID", m.uuid,
                       f"duplicate UUID (also used by mappings[{seen_uuid[m.uuid]}])")

@@ -47,8 +47,19 @@ class AwsConfig:
 
 @dataclass(frozen=True, slots=True)
 class StateConfig:
-    store: Literal["sqlite"] = "sqlite"
-    path: str = "./poller-state.db"
+    store: Literal["sqlite", "dynamodb"] = "sqlite"
+    path: str = "./poller-state.db"  # sqlite
+    # dynamodb: the KCL-schema lease table shared by every replica (one item per mapping+shard)
+    table: str = "esm-poller-leases"
+    billing_mode: Literal["PAY_PER_REQUEST", "PROVISIONED"] = "PAY_PER_REQUEST"
+    read_capacity: int = 10  # PROVISIONED only
+    write_capacity: int = 10
+    failover_seconds: float = 10.0  # a lease whose counter did not move for this long is free
+    handoff_grace_seconds: float = 10.0  # rebalancing: time for in-flight batches to finish
+    endpoint_url: str | None = None  # DynamoDB Local; else aws.dynamodb / aws.endpoint_url
+    # both stores: restart a shard's reader when it has lag and its checkpoint has not moved
+    # for this long (0 = off)
+    watchdog_seconds: float = 1200.0
 
 
 @dataclass(frozen=True, slots=True)

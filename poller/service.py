@@ -21,6 +21,9 @@ from poller.events import dynamodb as dynamodb_events
 from poller.events import kinesis as kinesis_events
 from poller.invokers import Invoker
 from poller.invokers.factory import make_invoker
+from poller.leases import CheckpointStore
+from poller.leases.coordinator import LeaseCoordinator
+from poller.leases.dynamodb import DynamoDBLeaseStore
 from poller.leases.sqlite import SqliteStore
 from poller.observability.server import ObservabilityServer
 from poller.processing.checkpoint import CheckpointWriter
@@ -40,7 +43,13 @@ log = structlog.get_logger(__name__)
 class Service:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.store = SqliteStore(config.state.path)
+        self.store: CheckpointStore
+        self.lease_store: DynamoDBLeaseStore | None = None
+        if config.state.store == "dynamodb":
+            self.store = self.lease_store = DynamoDBLeaseStore(config.aws, config.state)
+        else:
+            self.store = SqliteStore(config.state.path)
+        self.lease_coordinators: list[LeaseCoordinator] = []
         self.writer = CheckpointWriter(self.store, config.tuning.checkpoint_flush_seconds)
         self.mappings: dict[str, ShardCoordinator | SqsMapping] = {}
         self.kafka_mappings: dict[str, KafkaMapping] = {}
@@ -172,16 +181,28 @@ class Service:
             return ShardPipeline(ctx, processor, self.writer, tuning)
 
         def initialize(initial: dict[str, str]) -> None:
+            if self.lease_store is not None:
+                return  # the lease coordinator creates each lease with its first position
             for shard, cp in initial.items():
                 self.writer.set(mapping.uuid, shard, cp)
 
-        runner = ShardCoordinator(mapping, api, tuning, checkpoints, make_sink, initialize)
+        state = self.config.state
+        runner = ShardCoordinator(mapping, api, tuning, checkpoints, make_sink, initialize,
+                                  watchdog_seconds=state.watchdog_seconds)
         self.mappings[mapping.uuid] = runner
+        if self.lease_store is not None:
+            leases = LeaseCoordinator(self.lease_store, mapping.uuid, runner, self.writer.flush,
+                                      failover_seconds=state.failover_seconds,
+                                      grace_seconds=state.handoff_grace_seconds)
+            self.lease_coordinators.append(leases)
+            leases.start()
         self._tasks.append(asyncio.create_task(runner.run(), name=f"mapping-{mapping.uuid}"))
 
     async def stop(self) -> None:
         grace = self.config.tuning.drain_grace_seconds
         log.info("poller_draining", grace_seconds=grace)
+        for leases in self.lease_coordinators:
+            await leases.stop_taking()
         await asyncio.gather(*(m.stop(grace) for m in self.mappings.values()),
                              *(m.stop(grace) for m in self.kafka_mappings.values()),
                              return_exceptions=True)
@@ -190,6 +211,8 @@ class Service:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.writer.close()
+        for leases in self.lease_coordinators:  # after the final checkpoints
+            await leases.release_all()
         for inv in self._invokers:
             with contextlib.suppress(Exception):
                 await inv.close()

@@ -10,6 +10,8 @@ AT_TIMESTAMP_PREFIX = "AT_TIMESTAMP:"
 
 
 class CheckpointStore(Protocol):
+    async def open(self) -> None: ...
+
     async def load(self, mapping: str) -> dict[str, str]: ...
 
     async def save(self, items: list[tuple[str, str, str]],

@@ -15,14 +15,20 @@ over gracefully).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
+import socket
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import structlog
 
 from poller.awsjson import AwsError, AwsJsonClient
+from poller.config_model import AwsConfig, ServiceEndpoint, StateConfig
 from poller.observability import metrics
 
 log = structlog.get_logger(__name__)
@@ -49,6 +55,11 @@ class Lease:
     @property
     def key(self) -> str:
         return lease_key(self.mapping, self.shard)
+
+
+def worker_id() -> str:
+    """This replica's lease owner name: host, pid and a random part (a restart is a new owner)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def lease_key(mapping: str, shard: str) -> str:
@@ -89,24 +100,33 @@ class DynamoDBLeaseStore:
     held leases are fenced writes; a checkpoint for a lease not (or no longer) held is refused
     and counted (``esm_checkpoints_refused``)."""
 
-    def __init__(self, client: AwsJsonClient, table: str, owner: str, *,
-                 billing_mode: str = "PAY_PER_REQUEST", read_capacity: int = 10,
-                 write_capacity: int = 10) -> None:
-        self._client = client
-        self.table = table
-        self.owner = owner
-        self._billing_mode = billing_mode
-        self._capacity = (read_capacity, write_capacity)
+    def __init__(self, aws: AwsConfig, state: StateConfig, owner: str | None = None) -> None:
+        if state.endpoint_url:
+            services = {**aws.services, "dynamodb": ServiceEndpoint(
+                endpoint_url=state.endpoint_url, region=aws.region_for("dynamodb"))}
+            aws = dataclasses.replace(aws, services=services)
+        self._aws = aws
+        self._client: AwsJsonClient | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.table = state.table
+        self.owner = owner or worker_id()
+        self._billing_mode = state.billing_mode
+        self._capacity = (state.read_capacity, state.write_capacity)
         self.held: dict[str, Held] = {}  # leaseKey -> held lease
         self.on_lost: list[Any] = []  # callbacks (mapping, shard, reason)
 
     async def _call(self, op: str, params: dict[str, Any]) -> dict[str, Any]:
+        assert self._client is not None, "open() first"
         return await self._client.call(op, {"TableName": self.table, **params})
 
     # --- table ---------------------------------------------------------------------------------
 
-    async def open(self, timeout: float = 60.0) -> None:
+    async def open(self) -> None:
         """Create the table when missing and wait until it is ACTIVE."""
+        self._session = aiohttp.ClientSession()
+        self._client = AwsJsonClient(service="dynamodb", signing_name="dynamodb",
+                                     target_prefix="DynamoDB_20120810", json_version="1.0",
+                                     aws=self._aws, session=self._session, timeout_seconds=10.0)
         try:
             desc = await self._call("DescribeTable", {})
         except AwsError as exc:
@@ -127,7 +147,7 @@ class DynamoDBLeaseStore:
                 if create_exc.code != "ResourceInUseException":  # another replica was first
                     raise
             desc = await self._call("DescribeTable", {})
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + 60.0
         while desc.get("Table", {}).get("TableStatus") != "ACTIVE":
             if time.monotonic() > deadline:
                 raise AwsError("TableNotActive", f"lease table {self.table} is not ACTIVE", 0)
@@ -136,6 +156,9 @@ class DynamoDBLeaseStore:
 
     async def close(self) -> None:
         self.held.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     # --- reads ---------------------------------------------------------------------------------
 

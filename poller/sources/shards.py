@@ -108,6 +108,7 @@ class ShardReader:
     last_seq: str | None = None
     ended: bool = False
     polls: int = 0  # successful GetRecords calls
+    behind: int | None = None  # MillisBehindLatest of the latest read
     filters: FilterSet | None = None
 
     def __post_init__(self) -> None:
@@ -200,6 +201,7 @@ class ShardReader:
                 self.last_seq = records[-1].seq
                 self.sink.put(records)
             behind = resp.get("MillisBehindLatest")
+            self.behind = behind
             if behind is not None:
                 self._behind.set(behind)
             self.sink.polled(behind)
@@ -226,7 +228,8 @@ class ShardCoordinator:
 
     def __init__(self, mapping: Mapping, api: ShardApi, tuning: TuningConfig,
                  checkpoints: dict[str, str], make_sink: Callable[[str], ShardSink],
-                 initialize: Callable[[dict[str, str]], None]) -> None:
+                 initialize: Callable[[dict[str, str]], None],
+                 watchdog_seconds: float = 0.0) -> None:
         self.mapping = mapping
         self.api = api
         self.tuning = tuning
@@ -243,6 +246,12 @@ class ShardCoordinator:
         self._retry_at: dict[str, float] = {}
         self.last_discovery = 0.0
         self._latest: set[str] = set()  # shards read from LATEST in this first run
+        # shards this replica holds leases for (None: all, the single-replica sqlite store)
+        self.owned: set[str] | None = None
+        self.watchdog_seconds = watchdog_seconds  # 0: off
+        self._progress: dict[str, tuple[str | None, float]] = {}  # position, since
+        self._restarting: set[asyncio.Task[None]] = set()
+        self._pausing: set[str] = set()  # readers being stopped: not restarted until done
 
     @property
     def polling(self) -> bool:
@@ -315,6 +324,8 @@ class ShardCoordinator:
         for sid in sorted(self.shards):
             if sid in self.readers or self.checkpoints.get(sid) == SHARD_END:
                 continue
+            if (self.owned is not None and sid not in self.owned) or sid in self._pausing:
+                continue
             if self._retry_at.get(sid, 0.0) > now:
                 continue
             info = self.shards[sid]
@@ -354,7 +365,8 @@ class ShardCoordinator:
             log.exception("shard_reader_crashed", mapping=self.mapping.uuid, shard=sid)
             self._reader_failed(sid, exc)
         finally:
-            if not self.stopping.is_set():
+            entry = self.readers.get(sid)
+            if not self.stopping.is_set() and entry is not None and entry[0] is reader:
                 await sink.stop()
                 self.readers.pop(sid, None)
                 position = sink.position()
@@ -391,8 +403,11 @@ class ShardCoordinator:
                     break
                 continue
             self._reconcile()
+            self._watchdog()
             self._wake.clear()
             interval = self.tuning.shard_discovery_seconds
+            if self.watchdog_seconds:
+                interval = min(interval, max(0.1, self.watchdog_seconds / 4))
             if self._retry_at:
                 soonest = min(self._retry_at.values()) - time.monotonic()
                 interval = max(0.05, min(interval, soonest))
@@ -426,3 +441,101 @@ class ShardCoordinator:
         if pending:
             log.warning("drain_timeout", mapping=self.mapping.uuid, abandoned=len(pending))
             await asyncio.gather(*pending, return_exceptions=True)
+
+    # --- leases (many replicas) and the stuck-shard watchdog ------------------------------------
+
+    def known_shards(self) -> dict[str, tuple[str, ...]]:
+        """Discovered shards and their parents."""
+        return {sid: info.parents for sid, info in self.shards.items()}
+
+    def adopt(self, shard: str, checkpoint: str) -> None:
+        """This replica now holds the shard's lease; read it from ``checkpoint``."""
+        if self.owned is None:
+            self.owned = set()
+        self.owned.add(shard)
+        self.checkpoints[shard] = checkpoint
+        self._latest.discard(shard)  # the lease's position rules (another replica moved it)
+        self._retry_at.pop(shard, None)
+        self._failures.pop(shard, None)
+        self._wake.set()
+
+    def _detach(self, shard: str) -> tuple[ShardReader, ShardSink, asyncio.Task[None]] | None:
+        if self.owned is not None:
+            self.owned.discard(shard)
+        self._progress.pop(shard, None)
+        entry = self.readers.pop(shard, None)
+        metrics.shards_owned.labels(self.mapping.uuid).set(len(self.readers))
+        return entry
+
+    def abandon(self, shard: str) -> None:
+        """The lease is lost: stop at once, in-flight batches included; checkpoint nothing."""
+        entry = self._detach(shard)
+        if entry is None:
+            return
+        _reader, sink, task = entry
+        task.cancel()
+        sink.cancel()
+        log.warning("shard_abandoned", mapping=self.mapping.uuid, shard=shard)
+
+    async def _stop_reader(self, entry: tuple[ShardReader, ShardSink, asyncio.Task[None]],
+                           grace: float) -> None:
+        """Stop reading; let the in-flight batches finish within ``grace``, then cancel them."""
+        reader, sink, task = entry
+        self._pausing.add(reader.shard_id)
+        try:
+            await self._stop_pipeline(reader, sink, task, grace)
+        finally:
+            self._pausing.discard(reader.shard_id)
+
+    async def _stop_pipeline(self, reader: ShardReader, sink: ShardSink, task: asyncio.Task[None],
+                             grace: float) -> None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        stop = asyncio.create_task(sink.stop())
+        _done, pending = await asyncio.wait({stop}, timeout=grace)
+        if pending:
+            sink.cancel()
+            stop.cancel()
+            await asyncio.gather(stop, return_exceptions=True)
+            log.warning("handoff_grace_exceeded", mapping=self.mapping.uuid,
+                        shard=reader.shard_id)
+        position = sink.position()
+        if position is not None and self.checkpoints.get(reader.shard_id) != SHARD_END:
+            self.checkpoints[reader.shard_id] = position
+
+    async def hand_off(self, shard: str, grace: float) -> None:
+        """Stop the shard for a graceful hand-off; the caller then flushes and releases."""
+        entry = self._detach(shard)
+        if entry is not None:
+            await self._stop_reader(entry, grace)
+
+    def _watchdog(self) -> None:
+        """Restart readers of shards with lag whose checkpoint has not moved for a while."""
+        if not self.watchdog_seconds:
+            return
+        now = time.monotonic()
+        for sid, (reader, sink, _task) in list(self.readers.items()):
+            position = sink.position()
+            lag = bool(reader.behind) or (reader.last_seq is not None
+                                          and reader.last_seq != position)
+            seen = self._progress.get(sid)
+            if not lag or seen is None or seen[0] != position:
+                self._progress[sid] = (position, now)
+                continue
+            if now - seen[1] < self.watchdog_seconds:
+                continue
+            log.warning("shard_stuck_restarting", mapping=self.mapping.uuid, shard=sid,
+                        stuck_seconds=round(now - seen[1], 1))
+            metrics.watchdog_restarts.labels(self.mapping.uuid).inc()
+            owned = self.owned
+            entry = self._detach(sid)
+            if owned is not None:
+                owned.add(sid)  # the lease stays ours; only the reader restarts
+            assert entry is not None
+            restart = asyncio.create_task(self._restart(entry))
+            self._restarting.add(restart)
+            restart.add_done_callback(self._restarting.discard)
+
+    async def _restart(self, entry: tuple[ShardReader, ShardSink, asyncio.Task[None]]) -> None:
+        await self._stop_reader(entry, self.tuning.drain_grace_seconds)
+        self._wake.set()
