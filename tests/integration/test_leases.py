@@ -1,0 +1,242 @@
+"""The DynamoDB lease table on DynamoDB Local: fencing, expiry, balance across replicas,
+graceful hand-off; and the stuck-shard watchdog (sqlite store) on kinesalite."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from poller.config_model import Config, StateConfig
+from poller.leases import TRIM_HORIZON
+from poller.leases.dynamodb import DynamoDBLeaseStore, LeaseLost, lease_key
+from poller.service import Service
+from poller.sources.shards import ShardCoordinator
+from tests.helpers import create_stream, make_boto3_client, put_records, unique_name, wait_for
+from tests.integration.pipeline_harness import (
+    FAST,
+    Recorder,
+    config_for,
+    counter,
+    function_host,
+    mapping_for,
+    metrics,
+    running,
+)
+
+FAILOVER = 2.0
+
+
+def lease_state(endpoint: str, table: str, **kw: Any) -> StateConfig:
+    base: dict[str, Any] = dict(store="dynamodb", table=table, endpoint_url=endpoint,
+                                failover_seconds=FAILOVER, handoff_grace_seconds=5.0)
+    base.update(kw)
+    return StateConfig(**base)
+
+
+@contextlib.asynccontextmanager
+async def opened(store: DynamoDBLeaseStore) -> AsyncIterator[DynamoDBLeaseStore]:
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def table_items(endpoint: str, table: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = make_boto3_client("dynamodb", endpoint).scan(
+        TableName=table, ConsistentRead=True)["Items"]
+    return items
+
+
+async def test_table_is_created_with_the_kcl_schema_and_billing_mode(
+        dynamodb_local_endpoint: str) -> None:
+    table = unique_name("leases")
+    config = Config(mappings=(), state=lease_state(dynamodb_local_endpoint, table,
+                                                   billing_mode="PROVISIONED", read_capacity=3,
+                                                   write_capacity=4))
+    async with opened(DynamoDBLeaseStore(config.aws, config.state, "w1")) as store:
+        assert await store.create("m1", "shardId-000000000001", TRIM_HORIZON, ["shardId-0"])
+        assert not await store.create("m1", "shardId-000000000001", "123")  # exists: untouched
+    desc = make_boto3_client("dynamodb", dynamodb_local_endpoint).describe_table(
+        TableName=table)["Table"]
+    assert desc["KeySchema"] == [{"AttributeName": "leaseKey", "KeyType": "HASH"}]
+    assert desc["ProvisionedThroughput"]["ReadCapacityUnits"] == 3
+    assert desc["ProvisionedThroughput"]["WriteCapacityUnits"] == 4
+    (item,) = table_items(dynamodb_local_endpoint, table)
+    assert item["leaseKey"] == {"S": "m1:shardId-000000000001"}
+    assert item["leaseCounter"] == {"N": "0"}
+    assert item["checkpoint"] == {"S": TRIM_HORIZON}
+    assert item["checkpointSubSequenceNumber"] == {"N": "0"}
+    assert item["ownerSwitchesSinceCheckpoint"] == {"N": "0"}
+    assert item["parentShardId"] == {"SS": ["shardId-0"]}
+    assert "leaseOwner" not in item
+
+
+async def test_a_stale_owner_can_never_write_a_checkpoint(dynamodb_local_endpoint: str) -> None:
+    table = unique_name("fence")
+    state = lease_state(dynamodb_local_endpoint, table)
+    config = Config(mappings=(), state=state)
+    mapping = unique_name("m")
+    lost: list[tuple[str, str, str]] = []
+    async with opened(DynamoDBLeaseStore(config.aws, state, "old")) as old, \
+            opened(DynamoDBLeaseStore(config.aws, state, "new")) as new:
+        old.on_lost.append(lambda *a: lost.append(a))
+        await old.create(mapping, "s1", TRIM_HORIZON)
+        (lease,) = await old.list_leases(mapping)
+        await old.take(lease)
+        await old.save([(mapping, "s1", "100")])  # fenced, accepted
+        (seen,) = await new.list_leases(mapping)
+        assert (seen.owner, seen.checkpoint) == ("old", "100")
+        taken = await new.take(seen)  # as after the old owner's counter stood still
+        assert taken.owner == "new" and taken.owner_switches == 1
+        refused = counter(metrics.checkpoints_refused, mapping)
+        lost_before = counter(metrics.leases_lost, mapping, reason="checkpoint_refused")
+        await old.save([(mapping, "s1", "200")])  # the stale owner's checkpoint
+        assert counter(metrics.checkpoints_refused, mapping) == refused + 1
+        assert counter(metrics.leases_lost, mapping, reason="checkpoint_refused") == \
+            lost_before + 1
+        assert lost == [(mapping, "s1", "checkpoint_refused")]
+        assert lease_key(mapping, "s1") not in old.held
+        with pytest.raises(LeaseLost):
+            await old.renew(lease_key(mapping, "s1"))
+        await new.save([(mapping, "s1", "150")])
+        (final,) = await new.list_leases(mapping)
+        assert (final.owner, final.checkpoint, final.owner_switches) == ("new", "150", 0)
+        # renew and release are fenced too: a release clears the owner and bumps the counter
+        await new.renew(lease_key(mapping, "s1"))
+        await new.release(mapping, "s1")
+        (released,) = await new.list_leases(mapping)
+        assert released.owner is None and released.counter == final.counter + 2
+
+
+def two_shard_setup(kinesalite: str, n: int) -> tuple[str, str, list[tuple[str, str]]]:
+    stream = unique_name("lease")
+    arn = create_stream(kinesalite, stream, shards=2)
+    sent = put_records(kinesalite, stream, [(f"k{i % 11}", f"r{i}") for i in range(n)])
+    return stream, arn, sent
+
+
+def held(service: Service) -> set[str]:
+    assert service.lease_store is not None
+    return {k.split(":", 1)[1] for k in service.lease_store.held}
+
+
+def replica(config: Config) -> Config:
+    return dataclasses.replace(config)
+
+
+async def test_an_expired_lease_is_taken_and_read_after_its_checkpoint(
+        kinesalite_endpoint: str, dynamodb_local_endpoint: str, tmp_path: Path) -> None:
+    stream, arn, sent = two_shard_setup(kinesalite_endpoint, 40)
+    table = unique_name("expired")
+    rec = Recorder()
+    async with function_host(rec) as host:
+        mapping = mapping_for(arn, batch_size=5)
+        config = dataclasses.replace(
+            config_for(mapping, kinesalite_endpoint, host.endpoint, tmp_path / "x.db"),
+            state=lease_state(dynamodb_local_endpoint, table))
+        shards = sorted({s for s, _ in sent})
+        first = {s: next(q for sh, q in sent if sh == s) for s in shards}
+        # a replica that died holding both leases, each checkpointed after its first record
+        async with opened(DynamoDBLeaseStore(config.aws, config.state, "dead")) as ghost:
+            for shard in shards:
+                await ghost.create(mapping.uuid, shard, TRIM_HORIZON)
+            for lease in await ghost.list_leases(mapping.uuid):
+                await ghost.take(lease)
+            await ghost.save([(mapping.uuid, s, first[s]) for s in shards])
+            taken = counter(metrics.leases_taken, mapping.uuid)
+            started = time.monotonic()
+            async with running(config) as service:
+                await wait_for(lambda: held(service) == set(shards), 6 * FAILOVER,
+                               message="expired leases not taken")
+                took = time.monotonic() - started
+                await wait_for(lambda: len(rec.ok) >= 38, 30, message="records missing")
+    assert took >= FAILOVER * 0.9, "a lease was taken before it expired"
+    assert counter(metrics.leases_taken, mapping.uuid) == taken + 2
+    expected = sorted(q for s, q in sent if q != first[s])
+    assert sorted(s.seq for s in rec.seen) == expected  # exactly after the dead checkpoint
+
+
+async def test_two_replicas_balance_and_hand_off_exactly_after_the_checkpoint(
+        kinesalite_endpoint: str, dynamodb_local_endpoint: str, tmp_path: Path) -> None:
+    stream = unique_name("balance")
+    arn = create_stream(kinesalite_endpoint, stream, shards=4)
+    table = unique_name("balance")
+    rec = Recorder()
+    async with function_host(rec) as host:
+        mapping = mapping_for(arn, batch_size=10)
+        config = dataclasses.replace(
+            config_for(mapping, kinesalite_endpoint, host.endpoint, tmp_path / "x.db"),
+            state=lease_state(dynamodb_local_endpoint, table))
+        sent: list[tuple[str, str]] = []
+
+        async def produce(start: int, n: int) -> None:
+            sent.extend(await asyncio.to_thread(
+                put_records, kinesalite_endpoint, stream,
+                [(f"k{i % 13}", f"r{i}") for i in range(start, start + n)]))
+
+        released = counter(metrics.leases_released, mapping.uuid)
+        async with running(config) as a:
+            await wait_for(lambda: len(held(a)) == 4, 30, message="a did not take all leases")
+            await produce(0, 200)
+            await wait_for(lambda: len(rec.ok) >= 200, 30, message="a did not process")
+            async with running(replica(config)) as b:
+                await wait_for(lambda: len(held(a)) == 2 and len(held(b)) == 2, 10 * FAILOVER,
+                               message="replicas did not balance")
+                assert held(a).isdisjoint(held(b))
+                assert counter(metrics.leases_released, mapping.uuid) >= released + 2
+                await produce(200, 200)
+                await wait_for(lambda: len(rec.ok) >= 400, 30, message="records missing")
+            # b stopped (SIGTERM path): it released its leases after its last checkpoint
+            await wait_for(lambda: len(held(a)) == 4, 10 * FAILOVER,
+                           message="a did not take b's released leases")
+            await produce(400, 100)
+            await wait_for(lambda: len(rec.ok) >= 500, 30, message="records missing")
+    counts = Counter(s.seq for s in rec.seen)
+    assert sorted(counts) == sorted(q for _s, q in sent)
+    assert max(counts.values()) == 1, "a graceful hand-off re-delivered records"
+    for shard in {s for s, _ in sent}:  # in shard order across owners
+        assert [s.seq for s in rec.seen if s.shard == shard] == [q for s, q in sent if s == shard]
+    assert counter(metrics.leases_stolen, mapping.uuid) == 0
+    assert counter(metrics.lease_balance_seconds, mapping.uuid) > 0  # _sum of observed times
+
+
+async def test_watchdog_restarts_a_stuck_shard_reader(
+        kinesalite_endpoint: str, tmp_path: Path) -> None:
+    stream = unique_name("stuck")
+    arn = create_stream(kinesalite_endpoint, stream, shards=1)
+    put_records(kinesalite_endpoint, stream, [(f"k{i}", f"r{i}") for i in range(5)])
+    hang = asyncio.Event()
+    calls: list[int] = []
+
+    def behave(event: dict[str, Any], batch: Any) -> None:
+        calls.append(len(batch))
+        if len(calls) == 1:  # the first invocation hangs (a stuck connection, say)
+            while not hang.is_set() and len(calls) == 1:
+                time.sleep(0.05)
+
+    rec = Recorder(behave=behave)
+    async with function_host(rec) as host:
+        mapping = mapping_for(arn, batch_size=10)
+        config = dataclasses.replace(
+            config_for(mapping, kinesalite_endpoint, host.endpoint, tmp_path / "w.db",
+                       tuning=dataclasses.replace(FAST, drain_grace_seconds=0.2)),
+            state=StateConfig(path=str(tmp_path / "w.db"), watchdog_seconds=1.0))
+        restarts = counter(metrics.watchdog_restarts, mapping.uuid)
+        async with running(config) as service:
+            runner = service.mappings[mapping.uuid]
+            assert isinstance(runner, ShardCoordinator)
+            await wait_for(lambda: len(rec.ok) >= 5, 30, message="stuck shard never restarted")
+            hang.set()
+    assert counter(metrics.watchdog_restarts, mapping.uuid) >= restarts + 1
+    # the hung batch was abandoned and read again from the checkpoint by the new reader
+    assert len(calls) >= 2
+    assert {s.data for s in rec.ok} == {f"r{i}".encode() for i in range(5)}
