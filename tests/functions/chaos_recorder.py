@@ -16,7 +16,7 @@ def _file() -> TextIO:
     f = _files.get(pid)
     if f is None:
         path = os.path.join(os.environ["CHAOS_DIR"], f"deliveries-{pid}.txt")
-        f = _files[pid] = open(path, "a", encoding="ascii")  # noqa: SIM115 - kept open
+        f = _files[pid] = open(path, "a", encoding="ascii")
     return f
 
 

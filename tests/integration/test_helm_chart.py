@@ -16,7 +16,7 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-from poller.config import ConfigError, parse_config
+from poller.config import parse_config
 from poller.observability import metrics as poller_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -215,10 +215,9 @@ def test_every_option_on(all_on_docs: list[dict[str, Any]]) -> None:
     config = _poller_config(all_on_docs)
     assert config["metrics"] == {"host": "0.0.0.0", "port": 9100}
     assert config["state"] == {"store": "dynamodb", "path": "/var/lib/esm-poller/state.db"}
-    # Everything else in it is valid poller config; the shared store is not released yet.
-    with pytest.raises(ConfigError) as caught:
-        parse_config(config, "configmap", env={"CLICKS_TOKEN": "t"})
-    assert [issue.path for issue in caught.value.errors] == ["state.store"]
+    # All of it is valid poller config, the shared DynamoDB lease store included.
+    parsed = parse_config(config, "configmap", env={"CLICKS_TOKEN": "t"})
+    assert parsed.state.store == "dynamodb" and parsed.state.table == "esm-poller-leases"
 
 
 def test_hpa_scales_the_deployment_on_cpu() -> None:
@@ -352,7 +351,7 @@ def test_every_alert_uses_exported_metrics_and_has_a_runbook(
     assert {r["alert"] for r in rules} == {
         "EsmPollerDown", "EsmMappingNotPolling", "EsmMappingProblem", "EsmIteratorAgeHigh",
         "EsmFallingBehind", "EsmInvokeErrorRatioHigh", "EsmThrottled", "EsmOnFailureDeliveries",
-        "EsmRecordsDropped"}
+        "EsmRecordsDropped", "EsmLeasesLost"}
     for rule in rules:
         assert_uses_only_exported_metrics(rule["expr"], rule["alert"])
         assert f'namespace="{NAMESPACE}", service="{FULLNAME}"' in rule["expr"], rule["expr"]
@@ -375,7 +374,7 @@ def test_promtool_checks_the_rules(rules_file: Path) -> None:
     result = subprocess.run([tool("promtool"), "check", "rules", str(rules_file)],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 9 rules found" in result.stdout
+    assert "SUCCESS: 10 rules found" in result.stdout
 
 
 def test_alerts_fire_on_the_series_the_poller_exports(
@@ -409,6 +408,8 @@ def test_alerts_fire_on_the_series_the_poller_exports(
                  "values": "0x30"},
                 {"series": f'esm_throttles_total{{{target}, where="invoke"}}',
                  "values": "0+6x30"},
+                {"series": f'esm_leases_lost_total{{{target}, reason="renew_refused"}}',
+                 "values": "0x10 2x20"},
             ],
             "alert_rule_test": [
                 {"eval_time": "25m", "alertname": "EsmMappingNotPolling",
@@ -420,6 +421,9 @@ def test_alerts_fire_on_the_series_the_poller_exports(
                  "exp_alerts": [fires("EsmOnFailureDeliveries", "3", "warning")]},
                 {"eval_time": "20m", "alertname": "EsmRecordsDropped", "exp_alerts": []},
                 {"eval_time": "20m", "alertname": "EsmThrottled", "exp_alerts": []},
+                {"eval_time": "5m", "alertname": "EsmLeasesLost", "exp_alerts": []},
+                {"eval_time": "15m", "alertname": "EsmLeasesLost",
+                 "exp_alerts": [fires("EsmLeasesLost", "2", "warning")]},
             ],
         }],
     }
@@ -449,7 +453,7 @@ def test_dashboard_panels_query_only_exported_metrics() -> None:
     titles = {p["title"] for p in dashboard["panels"] if p["type"] != "row"}
     assert {"Records in / out", "Iterator age and lag", "Invoke duration",
             "Errors, retries, throttles", "On-failure deliveries and drops",
-            "Shards per replica"} <= titles
+            "Shards per replica", "Leases per replica", "Time to balance"} <= titles
     for where, expr in exprs:
         query = expr.replace("$__rate_interval", "5m")
         query = re.sub(r"label_values\((.*), *\w+\)$", r"\1", query)

@@ -135,7 +135,7 @@ def replica(config: Config) -> Config:
 
 async def test_an_expired_lease_is_taken_and_read_after_its_checkpoint(
         kinesalite_endpoint: str, dynamodb_local_endpoint: str, tmp_path: Path) -> None:
-    stream, arn, sent = two_shard_setup(kinesalite_endpoint, 40)
+    _stream, arn, sent = two_shard_setup(kinesalite_endpoint, 40)
     table = unique_name("expired")
     rec = Recorder()
     async with function_host(rec) as host:

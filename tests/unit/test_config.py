@@ -704,8 +704,55 @@ def test_invalid_reference() -> None:
 
 
 def test_state_store() -> None:
-    issue(config(state={"store": "dynamodb"}), "state.store", "dynamodb", "not supported yet")
-    issue(config(state={"store": "redis"}), "state.store", "redis", "must be one of sqlite")
+    issue(config(state={"store": "redis"}), "state.store", "redis",
+          "must be one of sqlite, dynamodb")
+
+
+def test_dynamodb_state_store_defaults_and_settings() -> None:
+    cfg = parse(config(state={"store": "dynamodb"}))
+    assert (cfg.state.store, cfg.state.table, cfg.state.billing_mode) == \
+        ("dynamodb", "esm-poller-leases", "PAY_PER_REQUEST")
+    assert (cfg.state.failover_seconds, cfg.state.handoff_grace_seconds,
+            cfg.state.watchdog_seconds, cfg.state.endpoint_url) == (10.0, 10.0, 1200.0, None)
+    cfg = parse(config(state={"store": "dynamodb", "table": "leases.prod",
+                              "billing_mode": "PROVISIONED", "read_capacity": 5,
+                              "write_capacity": 7, "failover_seconds": 3,
+                              "handoff_grace_seconds": 0, "watchdog_seconds": 0,
+                              "endpoint_url": "http://127.0.0.1:8000"}))
+    s = cfg.state
+    assert (s.table, s.billing_mode, s.read_capacity, s.write_capacity) == \
+        ("leases.prod", "PROVISIONED", 5, 7)
+    assert (s.failover_seconds, s.handoff_grace_seconds, s.watchdog_seconds) == (3.0, 0.0, 0.0)
+    assert s.endpoint_url == "http://127.0.0.1:8000"
+
+
+def test_dynamodb_state_store_reports_every_bad_field_with_its_range() -> None:
+    found = {e.path: e for e in errors(config(state={
+        "store": "dynamodb", "table": "x", "billing_mode": "ON_DEMAND",
+        "failover_seconds": 0.5, "handoff_grace_seconds": 1000, "watchdog_seconds": -1,
+        "endpoint_url": "localhost:8000", "read_capacity": 5}))}
+    assert set(found) == {"state.table", "state.billing_mode", "state.failover_seconds",
+                          "state.handoff_grace_seconds", "state.watchdog_seconds",
+                          "state.endpoint_url", "state.read_capacity"}
+    assert "3 to 255" in found["state.table"].message
+    assert "PAY_PER_REQUEST, PROVISIONED" in found["state.billing_mode"].message
+    assert "from 1 to 600" in found["state.failover_seconds"].message
+    assert "from 0 to 900" in found["state.handoff_grace_seconds"].message
+    assert "from 0 to 86400" in found["state.watchdog_seconds"].message
+    assert "PROVISIONED" in found["state.read_capacity"].message
+
+
+def test_dynamodb_settings_need_the_dynamodb_store() -> None:
+    issue(config(state={"table": "leases"}), "state.table", "leases",
+          "only with state.store: dynamodb")
+    assert parse(config(state={"watchdog_seconds": 60})).state.watchdog_seconds == 60.0
+
+
+def test_tumbling_windows_are_refused_with_the_dynamodb_store() -> None:
+    issue(config(mapping(TumblingWindowInSeconds=60), state={"store": "dynamodb"}),
+          "mappings[0].TumblingWindowInSeconds", 60, "not supported with state.store: dynamodb")
+    assert parse(config(mapping(TumblingWindowInSeconds=60))).mappings[0] \
+        .tumbling_window_in_seconds == 60
 
 
 @pytest.mark.parametrize("port", [-1, 65536, "80", True])
