@@ -190,9 +190,12 @@ class LeaseCoordinator:
             if ended or (lease.handoff_to and lease.handoff_to != self.store.owner):
                 self._start_hand_off(lease.shard, "shard_end" if ended else "rebalance")
         owners: dict[str, str | None] = {}
+        listed = self.runner.known_shards()
         for lease in leases:
             if lease.checkpoint == SHARD_END or lease.shard in self._handing_off:
                 continue
+            if listed and lease.shard not in listed:
+                continue  # the shard is gone from the stream (trimmed): nothing to read
             if any(by_shard[p].checkpoint != SHARD_END for p in lease.parents if p in by_shard):
                 continue  # parent-before-child, across replicas
             owners[lease.shard] = self._owner(lease, now)

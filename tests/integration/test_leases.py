@@ -240,3 +240,38 @@ async def test_watchdog_restarts_a_stuck_shard_reader(
     # the hung batch was abandoned and read again from the checkpoint by the new reader
     assert len(calls) >= 2
     assert {s.data for s in rec.ok} == {f"r{i}".encode() for i in range(5)}
+
+
+async def test_children_wait_for_the_parents_shard_end_across_replicas(
+        kinesalite_endpoint: str, dynamodb_local_endpoint: str, tmp_path: Path) -> None:
+    stream = unique_name("reshard")
+    arn = create_stream(kinesalite_endpoint, stream, shards=1)
+    before = put_records(kinesalite_endpoint, stream, [(f"k{i % 10}", f"p{i}") for i in range(60)])
+    kinesis = make_boto3_client("kinesis", kinesalite_endpoint)
+    (parent,) = {s for s, _ in before}
+    kinesis.split_shard(StreamName=stream, ShardToSplit=parent, NewStartingHashKey=str(2 ** 127))
+    await wait_for(lambda: kinesis.describe_stream_summary(StreamName=stream)[
+        "StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE", 30)
+    after = put_records(kinesalite_endpoint, stream, [(f"k{i % 10}", f"c{i}") for i in range(60)])
+    children = {s for s, _ in after}
+    assert len(children) == 2 and parent not in children
+    rec = Recorder(delay=0.05)  # the parent takes a while: both replicas see its children
+    table = unique_name("reshard")
+    async with function_host(rec) as host:
+        mapping = mapping_for(arn, batch_size=5)
+        config = dataclasses.replace(
+            config_for(mapping, kinesalite_endpoint, host.endpoint, tmp_path / "x.db"),
+            state=lease_state(dynamodb_local_endpoint, table))
+        async with running(config) as a, running(replica(config)) as b:
+            await wait_for(lambda: len(rec.ok) >= 120, 60, message="records missing")
+            await wait_for(lambda: len(held(a)) == 1 and len(held(b)) == 1, 10 * FAILOVER,
+                           message="the children's leases did not spread, one per replica")
+    items = {i["shardId"]["S"]: i for i in table_items(dynamodb_local_endpoint, table)}
+    assert items[parent]["checkpoint"] == {"S": "SHARD_END"}
+    assert "leaseOwner" not in items[parent]  # released once ended
+    assert {tuple(items[c]["parentShardId"]["SS"]) for c in children} == {(parent,)}
+    order = [s.shard for s in rec.seen]
+    assert len(rec.seen) == 120, "a record was delivered twice"
+    last_parent = max(i for i, s in enumerate(order) if s == parent)
+    first_child = min(i for i, s in enumerate(order) if s in children)
+    assert last_parent < first_child, "a child shard was read before its parent ended"
