@@ -193,7 +193,8 @@ class Service:
         if self.lease_store is not None:
             leases = LeaseCoordinator(self.lease_store, mapping.uuid, runner, self.writer.flush,
                                       failover_seconds=state.failover_seconds,
-                                      grace_seconds=state.handoff_grace_seconds)
+                                      grace_seconds=state.handoff_grace_seconds,
+                                      discard=self.writer.discard)
             self.lease_coordinators.append(leases)
             leases.start()
         self._tasks.append(asyncio.create_task(runner.run(), name=f"mapping-{mapping.uuid}"))

@@ -49,11 +49,13 @@ class ShardRunner(Protocol):
 class LeaseCoordinator:
     def __init__(self, store: DynamoDBLeaseStore, mapping: str, runner: ShardRunner,
                  flush: Callable[[], Awaitable[None]], *, failover_seconds: float,
-                 grace_seconds: float) -> None:
+                 grace_seconds: float,
+                 discard: Callable[[str, str], None] | None = None) -> None:
         self.store = store
         self.mapping = mapping
         self.runner = runner
         self._flush = flush
+        self._discard = discard  # drops a shard's unwritten checkpoint (from an older ownership)
         self.failover = failover_seconds
         self.grace = grace_seconds
         self._seen: dict[str, tuple[int, str | None, float]] = {}  # counter, owner, since
@@ -212,7 +214,7 @@ class LeaseCoordinator:
             self._taken.inc()
             owners[shard] = self.store.owner
             self._asked.pop(shard, None)
-            self.runner.adopt(shard, taken.checkpoint)
+            self._adopt(shard, taken.checkpoint)
         for shard in decision.steal:
             lease = by_shard[shard]
             asked = self._asked.get(shard)
@@ -230,12 +232,17 @@ class LeaseCoordinator:
                 self._stolen.inc()
                 self._asked.pop(shard, None)
                 owners[shard] = self.store.owner
-                self.runner.adopt(shard, taken.checkpoint)
+                self._adopt(shard, taken.checkpoint)
         for shard in list(self._asked):
             if shard not in decision.steal:
                 self._asked.pop(shard)
         self._held_gauge.set(len(self._mine()))
         self._observe_balance(owners, now)
+
+    def _adopt(self, shard: str, checkpoint: str) -> None:
+        if self._discard is not None:
+            self._discard(self.mapping, shard)
+        self.runner.adopt(shard, checkpoint)
 
     def _observe_balance(self, owners: dict[str, str | None], now: float) -> None:
         if not owners or balanced(owners, self.store.owner):
@@ -263,6 +270,8 @@ class LeaseCoordinator:
         except (LeaseLost, AwsError) as exc:
             log.warning("lease_release_failed", mapping=self.mapping, shard=shard,
                         error=str(exc))
+            if lease_key(self.mapping, shard) in self.store.held:  # still ours: read on
+                self.runner.adopt(shard, self.runner.checkpoints.get(shard, TRIM_HORIZON))
         finally:
             self._handing_off.pop(shard, None)
             self._held_gauge.set(len(self._mine()))

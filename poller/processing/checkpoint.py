@@ -53,6 +53,10 @@ class CheckpointWriter:
         self._windows[(mapping, shard)] = window
         self._wake.set()
 
+    def discard(self, mapping: str, shard: str) -> None:
+        """Drop the shard's checkpoint not written yet (its lease changed hands meanwhile)."""
+        self._dirty.pop((mapping, shard), None)
+
     async def flush(self) -> None:
         async with self._lock:
             if not self._dirty and not self._windows:

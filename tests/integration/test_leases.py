@@ -275,3 +275,50 @@ async def test_children_wait_for_the_parents_shard_end_across_replicas(
     last_parent = max(i for i, s in enumerate(order) if s == parent)
     first_child = min(i for i, s in enumerate(order) if s in children)
     assert last_parent < first_child, "a child shard was read before its parent ended"
+
+
+async def test_a_replica_that_loses_its_lease_stops_and_takes_it_back_once_expired(
+        kinesalite_endpoint: str, dynamodb_local_endpoint: str, tmp_path: Path) -> None:
+    stream = unique_name("lost")
+    arn = create_stream(kinesalite_endpoint, stream, shards=1)
+    first = put_records(kinesalite_endpoint, stream, [(f"k{i}", f"a{i}") for i in range(10)])
+    (shard,) = {s for s, _ in first}
+    table = unique_name("lost")
+    rec = Recorder()
+    async with function_host(rec) as host:
+        mapping = mapping_for(arn, batch_size=5)
+        config = dataclasses.replace(
+            config_for(mapping, kinesalite_endpoint, host.endpoint, tmp_path / "x.db"),
+            state=lease_state(dynamodb_local_endpoint, table))
+        lost = counter(metrics.leases_lost, mapping.uuid)
+        taken = counter(metrics.leases_taken, mapping.uuid)
+        async with running(config) as a, \
+                opened(DynamoDBLeaseStore(config.aws, config.state, "thief")) as thief:
+            runner = a.mappings[mapping.uuid]
+            assert isinstance(runner, ShardCoordinator)
+            await wait_for(lambda: len(rec.ok) >= 10 and runner.readers and
+                           runner.readers[shard][1].position() == first[-1][1], 30,
+                           message="first records not processed")
+
+            async def steal() -> bool:
+                (lease,) = await thief.list_leases(mapping.uuid)
+                try:  # races with a's renewals: the counter must not have moved since the scan
+                    await thief.take(lease)
+                except LeaseLost:
+                    return False
+                await thief.save([(mapping.uuid, shard, first[-1][1])])
+                return True
+
+            await wait_for(steal, 20, message="could not take the lease from a")
+            await wait_for(lambda: not held(a) and shard not in runner.readers, 3 * FAILOVER,
+                           message="a kept reading a shard it lost")
+            assert counter(metrics.leases_lost, mapping.uuid) == lost + 1
+            more = await asyncio.to_thread(
+                put_records, kinesalite_endpoint, stream, [(f"k{i}", f"b{i}") for i in range(10)])
+            # the thief never renews: after the failover time a takes the lease back and reads
+            # on exactly after the thief's checkpoint
+            await wait_for(lambda: held(a) == {shard}, 6 * FAILOVER,
+                           message="a did not take the expired lease back")
+            await wait_for(lambda: len(rec.ok) >= 20, 30, message="later records missing")
+    assert counter(metrics.leases_taken, mapping.uuid) == taken + 2
+    assert [s.seq for s in rec.seen] == [q for _s, q in first + more]
