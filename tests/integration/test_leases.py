@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from poller.config_model import Config, StateConfig
+from poller.config_model import Config, Mapping, StateConfig
 from poller.leases import TRIM_HORIZON
 from poller.leases.dynamodb import DynamoDBLeaseStore, LeaseLost, lease_key
 from poller.service import Service
@@ -48,6 +48,12 @@ async def opened(store: DynamoDBLeaseStore) -> AsyncIterator[DynamoDBLeaseStore]
         yield store
     finally:
         await store.close()
+
+
+def lease_config(mapping: Mapping, kinesis: str, lambda_endpoint: str, dynamodb: str,
+                 table: str) -> Config:
+    return dataclasses.replace(config_for(mapping, kinesis, lambda_endpoint, Path("unused.db")),
+                               state=lease_state(dynamodb, table))
 
 
 def table_items(endpoint: str, table: str) -> list[dict[str, Any]]:
@@ -134,15 +140,14 @@ def replica(config: Config) -> Config:
 
 
 async def test_an_expired_lease_is_taken_and_read_after_its_checkpoint(
-        kinesalite_endpoint: str, dynamodb_local_endpoint: str, tmp_path: Path) -> None:
+        kinesalite_endpoint: str, dynamodb_local_endpoint: str) -> None:
     _stream, arn, sent = two_shard_setup(kinesalite_endpoint, 40)
     table = unique_name("expired")
     rec = Recorder()
     async with function_host(rec) as host:
         mapping = mapping_for(arn, batch_size=5)
-        config = dataclasses.replace(
-            config_for(mapping, kinesalite_endpoint, host.endpoint, tmp_path / "x.db"),
-            state=lease_state(dynamodb_local_endpoint, table))
+        config = lease_config(mapping, kinesalite_endpoint, host.endpoint,
+                              dynamodb_local_endpoint, table)
         shards = sorted({s for s, _ in sent})
         first = {s: next(q for sh, q in sent if sh == s) for s in shards}
         # a replica that died holding both leases, each checkpointed after its first record
@@ -166,16 +171,15 @@ async def test_an_expired_lease_is_taken_and_read_after_its_checkpoint(
 
 
 async def test_two_replicas_balance_and_hand_off_exactly_after_the_checkpoint(
-        kinesalite_endpoint: str, dynamodb_local_endpoint: str, tmp_path: Path) -> None:
+        kinesalite_endpoint: str, dynamodb_local_endpoint: str) -> None:
     stream = unique_name("balance")
     arn = create_stream(kinesalite_endpoint, stream, shards=4)
     table = unique_name("balance")
     rec = Recorder()
     async with function_host(rec) as host:
         mapping = mapping_for(arn, batch_size=10)
-        config = dataclasses.replace(
-            config_for(mapping, kinesalite_endpoint, host.endpoint, tmp_path / "x.db"),
-            state=lease_state(dynamodb_local_endpoint, table))
+        config = lease_config(mapping, kinesalite_endpoint, host.endpoint,
+                              dynamodb_local_endpoint, table)
         sent: list[tuple[str, str]] = []
 
         async def produce(start: int, n: int) -> None:
@@ -243,7 +247,7 @@ async def test_watchdog_restarts_a_stuck_shard_reader(
 
 
 async def test_children_wait_for_the_parents_shard_end_across_replicas(
-        kinesalite_endpoint: str, dynamodb_local_endpoint: str, tmp_path: Path) -> None:
+        kinesalite_endpoint: str, dynamodb_local_endpoint: str) -> None:
     stream = unique_name("reshard")
     arn = create_stream(kinesalite_endpoint, stream, shards=1)
     before = put_records(kinesalite_endpoint, stream, [(f"k{i % 10}", f"p{i}") for i in range(60)])
@@ -259,9 +263,8 @@ async def test_children_wait_for_the_parents_shard_end_across_replicas(
     table = unique_name("reshard")
     async with function_host(rec) as host:
         mapping = mapping_for(arn, batch_size=5)
-        config = dataclasses.replace(
-            config_for(mapping, kinesalite_endpoint, host.endpoint, tmp_path / "x.db"),
-            state=lease_state(dynamodb_local_endpoint, table))
+        config = lease_config(mapping, kinesalite_endpoint, host.endpoint,
+                              dynamodb_local_endpoint, table)
         async with running(config) as a, running(replica(config)) as b:
             await wait_for(lambda: len(rec.ok) >= 120, 60, message="records missing")
             await wait_for(lambda: len(held(a)) == 1 and len(held(b)) == 1, 10 * FAILOVER,
@@ -278,7 +281,7 @@ async def test_children_wait_for_the_parents_shard_end_across_replicas(
 
 
 async def test_a_replica_that_loses_its_lease_stops_and_takes_it_back_once_expired(
-        kinesalite_endpoint: str, dynamodb_local_endpoint: str, tmp_path: Path) -> None:
+        kinesalite_endpoint: str, dynamodb_local_endpoint: str) -> None:
     stream = unique_name("lost")
     arn = create_stream(kinesalite_endpoint, stream, shards=1)
     first = put_records(kinesalite_endpoint, stream, [(f"k{i}", f"a{i}") for i in range(10)])
@@ -287,9 +290,8 @@ async def test_a_replica_that_loses_its_lease_stops_and_takes_it_back_once_expir
     rec = Recorder()
     async with function_host(rec) as host:
         mapping = mapping_for(arn, batch_size=5)
-        config = dataclasses.replace(
-            config_for(mapping, kinesalite_endpoint, host.endpoint, tmp_path / "x.db"),
-            state=lease_state(dynamodb_local_endpoint, table))
+        config = lease_config(mapping, kinesalite_endpoint, host.endpoint,
+                              dynamodb_local_endpoint, table)
         lost = counter(metrics.leases_lost, mapping.uuid)
         taken = counter(metrics.leases_taken, mapping.uuid)
         async with running(config) as a, \
@@ -309,7 +311,11 @@ async def test_a_replica_that_loses_its_lease_stops_and_takes_it_back_once_expir
                 await thief.save([(mapping.uuid, shard, first[-1][1])])
                 return True
 
-            await wait_for(steal, 20, message="could not take the lease from a")
+            for _attempt in range(50):
+                if await steal():
+                    break
+            else:
+                pytest.fail("could not take the lease from a")
             await wait_for(lambda: not held(a) and shard not in runner.readers, 3 * FAILOVER,
                            message="a kept reading a shard it lost")
             assert counter(metrics.leases_lost, mapping.uuid) == lost + 1
