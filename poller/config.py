@@ -1533,10 +1533,13 @@ def summary(config: Config) -> str:
     where.append("explicit credentials" if aws.access_key_id else "default credential chain")
     metrics = (f"http://{config.metrics.host}:{config.metrics.port}/metrics"
                if config.metrics.port else "disabled")
+    st = config.state
+    state = (f"dynamodb table {st.table} ({st.billing_mode}, failover {_fmt(st.failover_seconds)}s)"
+             if st.store == "dynamodb" else f"sqlite {st.path}")
     lines = [
         f"config OK: {n} mapping{'s' if n != 1 else ''} ({enabled} enabled)",
         f"aws: {', '.join(where)}",
-        f"state: {config.state.store} {config.state.path}; metrics: {metrics}; "
+        f"state: {state}; metrics: {metrics}; "
         f"log: {config.log_level} {config.log_format}",
     ]
     default_tuning = TuningConfig()

@@ -724,6 +724,7 @@ def test_dynamodb_state_store_defaults_and_settings() -> None:
         ("leases.prod", "PROVISIONED", 5, 7)
     assert (s.failover_seconds, s.handoff_grace_seconds, s.watchdog_seconds) == (3.0, 0.0, 0.0)
     assert s.endpoint_url == "http://127.0.0.1:8000"
+    assert "state: dynamodb table leases.prod (PROVISIONED, failover 3s);" in summary(cfg)
 
 
 def test_dynamodb_state_store_reports_every_bad_field_with_its_range() -> None:
