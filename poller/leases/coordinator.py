@@ -2,7 +2,7 @@
 
 - the renewer (its own task, never blocked by invokes) bumps every held lease's counter each
   third of the failover time; a refused renewal is a lost lease and the shard is abandoned;
-- the taker scans the mapping's leases every quarter of the failover time, creates leases for
+- the taker scans the mapping's leases every fifth of the failover time, creates leases for
   newly discovered shards, takes free and expired leases up to the fair share
   ceil(active leases / live replicas), and asks over-share owners for graceful hand-offs;
 - a hand-off (asked for, shard ended, or SIGTERM) stops reading, lets the in-flight batches
@@ -77,7 +77,7 @@ class LeaseCoordinator:
         self._tasks = [
             asyncio.create_task(self._every(self.failover / 3, self.renew),
                                 name=f"lease-renewer-{self.mapping}"),
-            asyncio.create_task(self._every(max(0.2, self.failover / 4), self.take_cycle),
+            asyncio.create_task(self._every(max(0.2, self.failover / 5), self.take_cycle),
                                 name=f"lease-taker-{self.mapping}"),
         ]
 
