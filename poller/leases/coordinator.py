@@ -59,7 +59,8 @@ class LeaseCoordinator:
         self.failover = failover_seconds
         self.grace = grace_seconds
         self._seen: dict[str, tuple[int, str | None, float]] = {}  # counter, owner, since
-        self._asked: dict[str, float] = {}  # shard -> when a hand-off was asked for
+        self._asked: dict[str, tuple[float, str | None]] = {}  # shard -> (when, of whom)
+        self._released: dict[str, float] = {}  # shard -> when this replica handed it over
         self._handing_off: dict[str, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._unbalanced_since: float | None = None
@@ -67,7 +68,7 @@ class LeaseCoordinator:
         self._held_gauge = metrics.leases_held.labels(mapping)
         self._taken = metrics.leases_taken.labels(mapping)
         self._stolen = metrics.leases_stolen.labels(mapping)
-        self._released = metrics.leases_released.labels(mapping)
+        self._released_total = metrics.leases_released.labels(mapping)
         runner.owned = set()
         store.on_lost.append(self._on_lost)
 
@@ -111,7 +112,7 @@ class LeaseCoordinator:
             shard = key.split(":", 1)[1] if key.startswith(f"{self.mapping}:") else key
             try:
                 await self.store.release(self.mapping, shard)
-                self._released.inc()
+                self._released_total.inc()
             except (LeaseLost, AwsError) as exc:
                 log.warning("lease_release_failed", mapping=self.mapping, shard=shard,
                             error=str(exc))
@@ -192,6 +193,7 @@ class LeaseCoordinator:
             if ended or (lease.handoff_to and lease.handoff_to != self.store.owner):
                 self._start_hand_off(lease.shard, "shard_end" if ended else "rebalance")
         owners: dict[str, str | None] = {}
+        expired: set[str] = set()
         listed = self.runner.known_shards()
         for lease in leases:
             if lease.checkpoint == SHARD_END or lease.shard in self._handing_off:
@@ -200,17 +202,22 @@ class LeaseCoordinator:
                 continue  # the shard is gone from the stream (trimmed): nothing to read
             if any(by_shard[p].checkpoint != SHARD_END for p in lease.parents if p in by_shard):
                 continue  # parent-before-child, across replicas
-            owners[lease.shard] = self._owner(lease, now)
-        decision = plan(owners, self.store.owner)
+            owner = owners[lease.shard] = self._owner(lease, now)
+            if owner is None and lease.owner not in (None, self.store.owner):
+                expired.add(lease.shard)
+        for shard, at in list(self._released.items()):
+            if now - at > self.failover:
+                del self._released[shard]
+        decision = plan(owners, self.store.owner, expired=expired, avoid=set(self._released))
         for shard in decision.take:
             lease = by_shard[shard]
             try:
                 taken = await self.store.take(lease)
             except LeaseLost:
                 continue  # someone else was faster
-            expired = lease.owner not in (None, self.store.owner)
             log.info("lease_taken", mapping=self.mapping, shard=shard,
-                     checkpoint=taken.checkpoint, expired_owner=lease.owner if expired else None)
+                     checkpoint=taken.checkpoint,
+                     expired_owner=lease.owner if shard in expired else None)
             self._taken.inc()
             owners[shard] = self.store.owner
             self._asked.pop(shard, None)
@@ -218,11 +225,11 @@ class LeaseCoordinator:
         for shard in decision.steal:
             lease = by_shard[shard]
             asked = self._asked.get(shard)
-            if asked is None:
+            if asked is None or asked[1] != lease.owner or lease.handoff_to != self.store.owner:
                 if await self.store.request_handoff(lease):
-                    self._asked[shard] = now
+                    self._asked[shard] = (now, lease.owner)
                 continue
-            if now - asked > self.failover + self.grace:  # the owner ignored it: steal
+            if now - asked[0] > self.failover + self.grace:  # the owner ignored it: steal
                 try:
                     taken = await self.store.take(lease)
                 except LeaseLost:
@@ -265,7 +272,8 @@ class LeaseCoordinator:
             await self.runner.hand_off(shard, self.grace)
             await self._flush()  # the final checkpoint, fenced
             await self.store.release(self.mapping, shard)
-            self._released.inc()
+            self._released_total.inc()
+            self._released[shard] = time.monotonic()  # leave it to the replica that asked
             log.info("lease_released", mapping=self.mapping, shard=shard, reason=reason)
         except (LeaseLost, AwsError) as exc:
             log.warning("lease_release_failed", mapping=self.mapping, shard=shard,

@@ -97,3 +97,23 @@ def test_balanced_needs_no_free_lease_and_spread_of_one() -> None:
     assert balanced(owners_of({"a": 3, "b": 3, "c": 2}), "a")
     assert not balanced(owners_of({"a": 4, "b": 4}), "c")  # c is live and holds none
     assert not balanced(owners_of({"a": 4, "b": 3}, free=1), "a")
+
+
+def test_expired_leases_come_before_free_ones() -> None:
+    owners = owners_of({"a": 2, "b": 2}, free=4)  # s04..s07 free; s06, s07 expired
+    for seed in range(20):
+        p = plan(owners, "b", random.Random(seed), expired={"s06", "s07"})
+        assert p.target == 4 and sorted(p.take) == ["s06", "s07"]
+
+
+def test_an_expired_lease_is_taken_one_above_the_share_so_it_never_stays_unread() -> None:
+    # a and c at their share of 3; the newcomer d cannot tell s08 expired yet
+    owners = owners_of({"a": 3, "c": 3, "d": 1}, free=1)
+    assert plan(owners, "a", expired={"s07"}).take == ["s07"]
+    assert plan(owners, "a").take == []  # a merely free lease waits for one below its share
+
+
+def test_a_lease_just_handed_over_is_left_to_the_replica_that_asked() -> None:
+    owners = owners_of({"a": 2, "b": 3}, free=1)
+    assert plan(owners, "a", avoid={"s05"}).take == []
+    assert plan(owners, "a").take == ["s05"]
