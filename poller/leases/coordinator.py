@@ -109,7 +109,7 @@ class LeaseCoordinator:
         await asyncio.gather(*self._tasks, *self._handing_off.values(), return_exceptions=True)
         self._tasks = []
         for key in list(self._mine()):
-            shard = key.split(":", 1)[1] if key.startswith(f"{self.mapping}:") else key
+            shard = self._shard(key)
             try:
                 await self.store.release(self.mapping, shard)
                 self._released_total.inc()
@@ -122,6 +122,9 @@ class LeaseCoordinator:
         prefix = f"{self.mapping}:"
         return [k for k in self.store.held if k.startswith(prefix)]
 
+    def _shard(self, key: str) -> str:
+        return key[len(self.mapping) + 1:]
+
     # --- renewal -------------------------------------------------------------------------------
 
     async def renew(self) -> None:
@@ -129,13 +132,13 @@ class LeaseCoordinator:
         for key in self._mine():  # renewals failing for the whole failover time: others take it
             held = self.store.held.get(key)
             if held is not None and now - held.renewed_at > self.failover:
-                self.store._lost(self.mapping, key.split(":", 1)[1], "expired")
+                self.store.lost(self.mapping, self._shard(key), "expired")
         keys = self._mine()
         results = await asyncio.gather(*(self.store.renew(k) for k in keys),
                                        return_exceptions=True)
         for key, result in zip(keys, results, strict=True):
             if isinstance(result, LeaseLost):
-                self.store._lost(self.mapping, key.split(":", 1)[1], "renew_refused")
+                self.store.lost(self.mapping, self._shard(key), "renew_refused")
             elif isinstance(result, BaseException):
                 metrics.lease_errors.labels(self.mapping).inc()
         self._held_gauge.set(len(self._mine()))
@@ -183,7 +186,7 @@ class LeaseCoordinator:
         for lease in leases:
             key = lease.key
             if key in mine and lease.owner != self.store.owner:
-                self.store._lost(self.mapping, lease.shard, "taken")
+                self.store.lost(self.mapping, lease.shard, "taken")
             elif key not in mine and lease.shard not in self._handing_off:
                 self.runner.checkpoints[lease.shard] = lease.checkpoint
         for lease in leases:  # held leases to give up: asked for, or the shard ended

@@ -292,10 +292,6 @@ class DynamoDBLeaseStore:
             finally:
                 self.held.pop(key, None)
 
-    def drop(self, key: str) -> None:
-        """Forget a lease locally (lost): later checkpoints for it are refused."""
-        self.held.pop(key, None)
-
     # --- CheckpointStore -----------------------------------------------------------------------
 
     async def save(self, items: list[tuple[str, str, str]],
@@ -309,14 +305,15 @@ class DynamoDBLeaseStore:
                 metrics.checkpoints_refused.labels(mapping).inc()
                 log.warning("checkpoint_refused", mapping=mapping, shard=shard,
                             reason="lease not held")
-                self._lost(mapping, shard, "checkpoint_refused")
+                self.lost(mapping, shard, "checkpoint_refused")
 
         results = await asyncio.gather(*(one(*i) for i in items), return_exceptions=True)
         for r in results:
             if isinstance(r, BaseException):
                 raise r
 
-    def _lost(self, mapping: str, shard: str, reason: str) -> None:
+    def lost(self, mapping: str, shard: str, reason: str) -> None:
+        """Forget a lost lease (counted once) and tell the listeners (stop reading it)."""
         key = lease_key(mapping, shard)
         if self.held.pop(key, None) is not None:
             metrics.leases_lost.labels(mapping, reason).inc()
