@@ -24,7 +24,7 @@ if [[ ! -e $policy ]]; then  # keep the packages from starting their services
   chmod +x "$policy"
   created=1
 fi
-trap '[[ $created == 1 ]] && rm -f "$policy"' EXIT
+trap 'if [[ $created == 1 ]]; then rm -f "$policy"; fi' EXIT
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
   rabbitmq-server activemq default-jre-headless >/dev/null

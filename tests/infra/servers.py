@@ -46,6 +46,8 @@ __all__ = [
     "start_kinesalite",
     "start_kinesis_local",
     "start_moto",
+    "start_activemq",
+    "start_rabbitmq",
 ]
 
 INFRA_DIR = Path(__file__).resolve().parent
@@ -600,6 +602,153 @@ def start_dynamodb_local(
     return _with_port_retries(once)
 
 
+# --- Amazon MQ stand-ins (Debian's rabbitmq-server and activemq, tests/infra/install-mq.sh) -----
+
+MQ_USER = "esm"
+MQ_PASSWORD = "esm-test-secret"
+RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+ACTIVEMQ_HOME = Path("/usr/share/activemq")
+
+_RABBITMQ_CONF = """\
+listeners.tcp.default = {host}:{port}
+loopback_users = none
+default_user = {user}
+default_pass = {password}
+log.console = true
+log.file = false
+log.console.level = warning
+"""
+
+_ACTIVEMQ_XML = """\
+<beans xmlns="http://www.springframework.org/schema/beans"
+  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+  xsi:schemaLocation="http://www.springframework.org/schema/beans
+  http://www.springframework.org/schema/beans/spring-beans-2.0.xsd
+  http://activemq.apache.org/schema/core
+  http://activemq.apache.org/schema/core/activemq-core.xsd">
+  <broker xmlns="http://activemq.apache.org/schema/core" brokerName="esm" useJmx="false"
+          advisorySupport="false" dataDirectory="{data}">
+    <persistenceAdapter><kahaDB directory="{data}/kahadb"/></persistenceAdapter>
+    <plugins>
+      <simpleAuthenticationPlugin anonymousAccessAllowed="false">
+        <users>
+          <authenticationUser username="{user}" password="{password}" groups="admins"/>
+        </users>
+      </simpleAuthenticationPlugin>
+    </plugins>
+    <transportConnectors>
+      <transportConnector name="stomp" uri="stomp://{host}:{port}"/>
+    </transportConnectors>
+  </broker>
+</beans>
+"""
+
+
+def _tcp_probe(port: int) -> Callable[[str], bool]:
+    def probe(_endpoint: str) -> bool:
+        try:
+            with socket.create_connection((HOST, port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    return probe
+
+
+def start_rabbitmq(
+    log_dir: Path | None = None,
+    timeout: float = DEFAULT_START_TIMEOUT,
+    *,
+    workdir: Path | None = None,
+    ports: tuple[int, int] | None = None,
+) -> RunningServer:
+    """RabbitMQ (Debian's rabbitmq-server) as a plain process with user ``MQ_USER``;
+    ``endpoint`` is ``amqp://host:port``. Start it again with the same ``workdir`` and
+    ``ports`` (``(amqp, distribution)``) to restart the same node with its queues. As root it
+    runs as the ``rabbitmq`` user, which must own its directories."""
+    if not RABBITMQ_SERVER.is_file():
+        raise ServerStartError("rabbitmq-server is not installed: run `make infra` "
+                               "(tests/infra/install-mq.sh)")
+    work = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="esm-poller-rmq-"))
+    work.mkdir(parents=True, exist_ok=True)
+    log_dir = Path(log_dir) if log_dir is not None else work
+
+    def once() -> RunningServer:
+        port, dist = ports if ports is not None else _free_ports(2)
+        (work / "rabbitmq.conf").write_text(_RABBITMQ_CONF.format(
+            host=HOST, port=port, user=MQ_USER, password=MQ_PASSWORD))
+        (work / "enabled_plugins").write_text("[].\n")
+        env = {
+            "RABBITMQ_NODE_PORT": str(port), "RABBITMQ_NODE_IP_ADDRESS": HOST,
+            "RABBITMQ_DIST_PORT": str(dist), "RABBITMQ_NODENAME": f"esm{port}@localhost",
+            "RABBITMQ_MNESIA_BASE": str(work / "mnesia"), "RABBITMQ_LOG_BASE": str(work),
+            "RABBITMQ_CONFIG_FILE": str(work / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(work / "enabled_plugins"),
+            "RABBITMQ_PID_FILE": str(work / "rabbitmq.pid"), "HOME": str(work),
+        }
+        argv = [str(RABBITMQ_SERVER)]
+        if os.geteuid() == 0:
+            shutil.chown(work, "rabbitmq", "rabbitmq")
+            for path in work.rglob("*"):
+                shutil.chown(path, "rabbitmq", "rabbitmq")
+            argv = ["setpriv", "--reuid=rabbitmq", "--regid=rabbitmq", "--init-groups",
+                    *argv]
+        server = _launch("rabbitmq", argv, port, _tcp_probe(port), cwd=work, env=env,
+                         log_dir=log_dir, timeout=timeout)
+        server.endpoint = f"amqp://{HOST}:{port}"
+        server.workdir = work
+        if workdir is None and log_dir != work:
+            server.remove_on_stop = work
+        return server
+
+    if ports is not None:
+        return once()
+    return _with_port_retries(once)
+
+
+def start_activemq(
+    log_dir: Path | None = None,
+    timeout: float = DEFAULT_START_TIMEOUT,
+    *,
+    workdir: Path | None = None,
+    port: int | None = None,
+) -> RunningServer:
+    """ActiveMQ Classic (Debian's activemq, the engine Amazon MQ for ActiveMQ runs) with a STOMP
+    connector and user ``MQ_USER``; ``endpoint`` is ``stomp://host:port``. Persistent (KahaDB
+    in ``workdir``): start it again with the same ``workdir`` and ``port`` to restart it."""
+    jar = ACTIVEMQ_HOME / "bin" / "activemq.jar"
+    if not jar.is_file():
+        raise ServerStartError("activemq is not installed: run `make infra` "
+                               "(tests/infra/install-mq.sh)")
+    work = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="esm-poller-amq-"))
+    for sub in ("conf", "data", "tmp"):
+        (work / sub).mkdir(parents=True, exist_ok=True)
+    log_dir = Path(log_dir) if log_dir is not None else work
+
+    def once() -> RunningServer:
+        chosen = port if port is not None else free_port()
+        conf = work / "conf" / "activemq.xml"
+        conf.write_text(_ACTIVEMQ_XML.format(host=HOST, port=chosen, data=work / "data",
+                                             user=MQ_USER, password=MQ_PASSWORD))
+        argv = [
+            _java(), "-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            f"-Dactivemq.home={ACTIVEMQ_HOME}", f"-Dactivemq.base={work}",
+            f"-Dactivemq.conf={work / 'conf'}", f"-Dactivemq.data={work / 'data'}",
+            f"-Djava.io.tmpdir={work / 'tmp'}", "-jar", str(jar), "start", f"xbean:file:{conf}",
+        ]
+        server = _launch("activemq", argv, chosen, _tcp_probe(chosen), cwd=work,
+                         log_dir=log_dir, timeout=timeout)
+        server.endpoint = f"stomp://{HOST}:{chosen}"
+        server.workdir = work
+        if workdir is None and log_dir != work:
+            server.remove_on_stop = work
+        return server
+
+    if port is not None:
+        return once()
+    return _with_port_retries(once)
+
+
 SERVERS: dict[str, Callable[..., RunningServer]] = {
     "kafka": start_kafka,
     "kafka-auth": start_kafka_auth,
@@ -607,6 +756,8 @@ SERVERS: dict[str, Callable[..., RunningServer]] = {
     "kinesalite": start_kinesalite,
     "kinesis-local": start_kinesis_local,
     "moto": start_moto,
+    "rabbitmq": start_rabbitmq,
+    "activemq": start_activemq,
 }
 
 
