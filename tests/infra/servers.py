@@ -41,12 +41,12 @@ __all__ = [
     "free_port",
     "kafka_auth",
     "start",
+    "start_activemq",
     "start_dynamodb_local",
     "start_kafka",
     "start_kinesalite",
     "start_kinesis_local",
     "start_moto",
-    "start_activemq",
     "start_rabbitmq",
 ]
 
