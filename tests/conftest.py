@@ -99,6 +99,18 @@ def kafka_auth_broker(test_servers: ServerPool) -> tuple[str, KafkaAuth]:
     return server.endpoint, kafka_auth(server)
 
 
+@pytest.fixture(scope="session")
+def rabbitmq_endpoint(test_servers: ServerPool) -> str:
+    """``amqp://host:port`` of the session's RabbitMQ (user ``servers.MQ_USER``)."""
+    return test_servers.get("rabbitmq").endpoint
+
+
+@pytest.fixture(scope="session")
+def activemq_endpoint(test_servers: ServerPool) -> str:
+    """``stomp://host:port`` of the session's ActiveMQ Classic (user ``servers.MQ_USER``)."""
+    return test_servers.get("activemq").endpoint
+
+
 @pytest.fixture(scope="session", params=KINESIS_SERVERS, ids=KINESIS_SERVERS)
 def kinesis_endpoint(request: pytest.FixtureRequest, test_servers: ServerPool) -> KinesisEndpoint:
     """Runs the test once against each Kinesis server."""

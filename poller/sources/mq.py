@@ -131,7 +131,7 @@ class RabbitMqBroker:
         channel = await self._connection.channel(publisher_confirms=False)
         channel.close_callbacks.add(self._on_close)
         await channel.set_qos(prefetch_count=min(self.mapping.batch_size, 65535))
-        raw: aiormq.abc.AbstractChannel = channel.channel  # type: ignore[attr-defined]
+        raw = await channel.get_underlay_channel()
         self._channel = raw
         declared = await raw.queue_declare(self.source.queue, passive=True)
         self.depth = declared.message_count

@@ -678,6 +678,7 @@ def start_rabbitmq(
         (work / "rabbitmq.conf").write_text(_RABBITMQ_CONF.format(
             host=HOST, port=port, user=MQ_USER, password=MQ_PASSWORD))
         (work / "enabled_plugins").write_text("[].\n")
+        (work / "ports").write_text(f"{port} {dist}")
         env = {
             "RABBITMQ_NODE_PORT": str(port), "RABBITMQ_NODE_IP_ADDRESS": HOST,
             "RABBITMQ_DIST_PORT": str(dist), "RABBITMQ_NODENAME": f"esm{port}@localhost",
@@ -704,6 +705,13 @@ def start_rabbitmq(
     if ports is not None:
         return once()
     return _with_port_retries(once)
+
+
+def rabbitmq_ports(server: RunningServer) -> tuple[int, int]:
+    """(amqp, distribution) ports of a RabbitMQ from ``start_rabbitmq``: restart it with them."""
+    assert server.workdir is not None
+    amqp, dist = (server.workdir / "ports").read_text().split()
+    return int(amqp), int(dist)
 
 
 def start_activemq(
