@@ -85,8 +85,8 @@ def mq_mapping(endpoint: str, queue: str, secret: Path, **kw: Any) -> Mapping:
 
 async def rabbit(endpoint: str) -> aio_pika.abc.AbstractConnection:
     parts = urlsplit(endpoint)
-    return await aio_pika.connect(host=parts.hostname, port=parts.port, login=MQ_USER,
-                                  password=MQ_PASSWORD)
+    return await aio_pika.connect(host=parts.hostname or "", port=parts.port or 0,
+                                  login=MQ_USER, password=MQ_PASSWORD)
 
 
 async def rabbit_publish(endpoint: str, queue: str, bodies: list[str],

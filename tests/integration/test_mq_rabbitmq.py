@@ -7,6 +7,7 @@ import base64
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 
@@ -26,7 +27,7 @@ from tests.integration.pipeline_harness import counter, running
 from tests.integration.source_harness import function_host, source_config
 
 
-async def declare(endpoint: str, queue: str, **arguments: object) -> None:
+async def declare(endpoint: str, queue: str, **arguments: Any) -> None:
     connection = await rabbit(endpoint)
     async with connection:
         channel = await connection.channel()
@@ -90,12 +91,16 @@ async def test_poison_message_is_dead_lettered_by_the_broker(rabbitmq_endpoint: 
     bodies = ["a", "b", "poison", "c", "d"]
     await rabbit_publish(rabbitmq_endpoint, queue, bodies)
     rec = MqRecorder(fail_on=lambda data: data == "poison")
+
+    async def dlq_depth() -> bool:
+        return await rabbit_depth(rabbitmq_endpoint, dlq) > 0
+
     async with function_host(rec) as host:
         mapping = mq_mapping(rabbitmq_endpoint, queue, secret_file(tmp_path), batch_size=1)
         async with running(source_config(mapping, lambda_endpoint=host.endpoint,
                                          state=tmp_path / "s.db")):
             await wait_for(lambda: len(rec.done()) == 4, 60)
-            await wait_for(lambda: rabbit_depth(rabbitmq_endpoint, dlq), 60)
+            await wait_for(dlq_depth, 60)  # type: ignore[arg-type]  # mypy cannot solve T
             redelivered = counter(m.mq_messages_redelivered, mapping.uuid)
     assert sorted(rec.done()) == ["a", "b", "c", "d"]  # each delivered once to a success
     attempts = [x for x in rec.seen() if base64.b64decode(x["data"]) == b"poison"]
