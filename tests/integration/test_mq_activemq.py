@@ -1,0 +1,137 @@
+"""ActiveMQ source end to end: a real ActiveMQ Classic broker (Debian's activemq, the engine
+Amazon MQ runs) over STOMP, the real service, the function host over the Lambda Invoke API."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from poller.observability import metrics as m
+from poller.sources.mq import ACTIVEMQ_MAX_REDELIVERIES
+from tests.helpers import unique_name, wait_for
+from tests.infra.servers import start_activemq
+from tests.integration.mq_harness import (
+    BROKER_ARN,
+    MqRecorder,
+    activemq_drain,
+    activemq_publish,
+    mq_mapping,
+    secret_file,
+)
+from tests.integration.pipeline_harness import counter, running
+from tests.integration.source_harness import function_host, source_config
+
+
+async def test_event_shape_and_ack_on_success(activemq_endpoint: str, tmp_path: Path) -> None:
+    queue = unique_name("amq")
+    await activemq_publish(activemq_endpoint, queue, ["ABC:AAAA"], **{
+        "correlation-id": "myJMSCoID", "testKey": "testValue", "priority": "1",
+        "expires": "0"})
+    await activemq_publish(activemq_endpoint, queue, [b"\x00\x01bytes"])
+    rec = MqRecorder()
+    async with function_host(rec) as host:
+        mapping = mq_mapping(activemq_endpoint, queue, secret_file(tmp_path))
+        async with running(source_config(mapping, lambda_endpoint=host.endpoint,
+                                         state=tmp_path / "s.db")) as service:
+            await wait_for(lambda: len(rec.done()) == 2, 30)
+            assert service.mq_mappings[mapping.uuid].status.state == "Enabled"
+            await wait_for(lambda: counter(m.mq_messages_acked, mapping.uuid) == 2, 10)
+    assert await activemq_drain(activemq_endpoint, queue, expect=1, deadline=2) == []
+    event = rec.events[0]
+    assert list(event) == ["eventSource", "eventSourceArn", "messages"]
+    assert event["eventSource"] == "aws:mq" and event["eventSourceArn"] == BROKER_ARN
+    [text] = [x for x in rec.seen() if x["data"] == "QUJDOkFBQUE="]
+    [binary] = [x for x in rec.seen() if x is not text]
+    assert list(text) == ["messageID", "messageType", "deliveryMode", "replyTo", "type",
+                          "expiration", "priority", "correlationId", "redelivered",
+                          "destination", "data", "timestamp", "brokerInTime", "brokerOutTime",
+                          "properties"]
+    assert text["messageID"].startswith("ID:")
+    assert (text["messageType"], text["deliveryMode"], text["priority"]) == (
+        "jms/text-message", 2, 1)
+    assert text["correlationId"] == "myJMSCoID" and text["redelivered"] is False
+    assert text["destination"] == {"physicalName": f"/queue/{queue}"}
+    assert text["data"] == "QUJDOkFBQUE=" and text["properties"] == {"testKey": "testValue"}
+    assert text["brokerInTime"] == text["timestamp"] <= text["brokerOutTime"]
+    assert binary["messageType"] == "jms/bytes-message"
+    assert base64.b64decode(binary["data"]) == b"\x00\x01bytes"
+
+
+async def test_order_within_the_queue(activemq_endpoint: str, tmp_path: Path) -> None:
+    queue = unique_name("amq")
+    bodies: list[str | bytes] = [str(i) for i in range(200)]
+    await activemq_publish(activemq_endpoint, queue, bodies)
+    rec = MqRecorder()
+    async with function_host(rec) as host:
+        mapping = mq_mapping(activemq_endpoint, queue, secret_file(tmp_path), batch_size=25)
+        async with running(source_config(mapping, lambda_endpoint=host.endpoint,
+                                         state=tmp_path / "s.db")):
+            await wait_for(lambda: len(rec.done()) == len(bodies), 60)
+    assert rec.done() == bodies
+    assert max(len(MqRecorder.messages(e)) for e in rec.events) <= 25
+
+
+async def test_poison_message_goes_to_the_dlq_after_five_redeliveries(
+        activemq_endpoint: str, tmp_path: Path) -> None:
+    queue = unique_name("amq")
+    await activemq_publish(activemq_endpoint, queue, ["a", "b", "poison", "c", "d"])
+    rec = MqRecorder(fail_on=lambda data: data == "poison")
+    async with function_host(rec) as host:
+        mapping = mq_mapping(activemq_endpoint, queue, secret_file(tmp_path), batch_size=1)
+        async with running(source_config(mapping, lambda_endpoint=host.endpoint,
+                                         state=tmp_path / "s.db")):
+            await wait_for(lambda: len(rec.done()) == 4, 60)
+            await wait_for(lambda: counter(m.mq_messages_dead_lettered, mapping.uuid) == 1, 60)
+    assert sorted(rec.done()) == ["a", "b", "c", "d"]  # each delivered once to a success
+    attempts = [x for x in rec.seen() if base64.b64decode(x["data"]) == b"poison"]
+    assert len(attempts) == 1 + ACTIVEMQ_MAX_REDELIVERIES
+    assert [a["redelivered"] for a in attempts] == [False] + [True] * ACTIVEMQ_MAX_REDELIVERIES
+    assert await activemq_drain(activemq_endpoint, "ActiveMQ.DLQ", expect=1) == [b"poison"]
+    assert await activemq_drain(activemq_endpoint, queue, expect=1, deadline=2) == []
+
+
+async def test_bad_credentials_fail_the_mapping_without_a_crash_loop(
+        activemq_endpoint: str, tmp_path: Path) -> None:
+    rec = MqRecorder()
+    async with function_host(rec) as host:
+        mapping = mq_mapping(activemq_endpoint, unique_name("amq"),
+                             secret_file(tmp_path, "wrong"))
+        async with running(source_config(mapping, lambda_endpoint=host.endpoint,
+                                         state=tmp_path / "s.db")) as service:
+            runner = service.mq_mappings[mapping.uuid]
+            await wait_for(lambda: runner.status.state == "Problem", 20)
+            assert runner.status.reason.startswith("EVENT_SOURCE_AUTHN_ERROR")
+            assert "password is invalid" in runner.status.reason
+            await wait_for(lambda: counter(m.mq_reconnects, mapping.uuid, kind="authn") >= 2,
+                           20)
+            assert counter(m.mq_reconnects, mapping.uuid, kind="authn") <= 4
+            task = next(t for t in service._tasks if t.get_name() == f"mapping-{mapping.uuid}")
+            assert not task.done()
+
+
+async def test_broker_restart_while_consuming_loses_nothing(tmp_path: Path) -> None:
+    broker = start_activemq(log_dir=tmp_path / "logs", workdir=tmp_path / "broker")
+    port, endpoint = broker.port, broker.endpoint
+    try:
+        queue = unique_name("amq")
+        first: list[str | bytes] = [f"a{i}" for i in range(60)]
+        await activemq_publish(endpoint, queue, first)
+        rec = MqRecorder(delay=0.05)
+        async with function_host(rec) as host:
+            mapping = mq_mapping(endpoint, queue, secret_file(tmp_path), batch_size=5)
+            async with running(source_config(mapping, lambda_endpoint=host.endpoint,
+                                             state=tmp_path / "s.db")) as service:
+                await wait_for(lambda: len(rec.done()) >= 10, 30)
+                broker.stop(30)
+                runner = service.mq_mappings[mapping.uuid]
+                await wait_for(lambda: runner.status.state == "Problem", 30)
+                broker = start_activemq(log_dir=tmp_path / "logs", workdir=tmp_path / "broker",
+                                        port=port)
+                second: list[str | bytes] = [f"b{i}" for i in range(20)]
+                await activemq_publish(endpoint, queue, second)
+                await wait_for(lambda: set(first + second) <= set(rec.done()), 90)
+                await wait_for(lambda: runner.status.state == "Enabled", 30)
+                assert counter(m.mq_reconnects, mapping.uuid, kind="connection") >= 1
+        assert await activemq_drain(endpoint, queue, expect=1, deadline=2) == []
+    finally:
+        broker.stop(30)
