@@ -96,3 +96,18 @@ def test_broker_endpoints_come_from_the_mq_section() -> None:
           "mq.brokers.arn:aws:mq:us-west-2:111122223333:cluster:x", MISSING, "broker ARNs")
     issue(config(mq(), mq={"brokers": {BROKER: ["amqp://h:1", "stomp://h:2"]}}),
           f"mq.brokers.{BROKER}", ["amqp://h:1", "stomp://h:2"], "one engine")
+
+
+def test_example_file_is_valid() -> None:
+    from pathlib import Path
+
+    from poller.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / "mq.yaml", env={})
+    rabbit, active = cfg.mappings
+    assert rabbit.mq is not None and active.mq is not None
+    assert (rabbit.mq.engine, rabbit.mq.queue, len(rabbit.filter_patterns)) == (
+        "rabbitmq", "pizzaQueue", 1)
+    assert (active.mq.engine, active.batch_size, active.maximum_batching_window_in_seconds) == (
+        "activemq", 10, 1)
+    assert rabbit.mq.auth.secret.kind == "env"
