@@ -50,6 +50,7 @@ log = structlog.get_logger(__name__)
 
 ACTIVEMQ_MAX_REDELIVERIES = 5  # Lambda: ActiveMQ's default policy, then the broker's DLQ
 DEPTH_INTERVAL = 5.0  # seconds between queue depth reads
+YIELDS_FOR_ARRIVALS = 4  # event loop turns a closing batch waits for messages being parsed
 AUTHN_ERROR = "EVENT_SOURCE_AUTHN_ERROR"
 
 SecretFetcher = Callable[[str], Awaitable[str]]
@@ -511,12 +512,12 @@ class MqMapping:
                 self._carry = None
             else:
                 if deadline is None:
-                    wait: float | None = 1.0  # wake up now and then to notice stop()
+                    wait = 1.0  # wake up now and then to notice stop()
                 else:
                     wait = deadline - time.monotonic()
-                    if wait <= 0:
+                    if wait <= 0 and not await self._more_arriving(broker):
                         break
-                first = await broker.get(wait)
+                first = await broker.get(max(wait, 0.0))
                 if first is None:
                     if deadline is None:
                         continue
@@ -549,6 +550,16 @@ class MqMapping:
             if records and deadline is None:
                 deadline = time.monotonic() + m.maximum_batching_window_in_seconds
         return items, records
+
+    @staticmethod
+    async def _more_arriving(broker: Broker) -> bool:
+        """Whether messages already on their way (in the socket, being parsed) turn up within
+        a few turns of the event loop: they join the batch instead of waiting for the next."""
+        for _ in range(YIELDS_FOR_ARRIVALS):
+            if broker.pending():
+                return True
+            await asyncio.sleep(0)
+        return bool(broker.pending())
 
     async def _drop_filtered(self, broker: Broker, items: list[Any],
                              records: list[Record]) -> tuple[list[Any], list[Record]]:
