@@ -11,7 +11,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,11 @@ import aio_pika
 import stomp
 
 from poller.config_model import KafkaAuth, Mapping, MqSource, SecretRef, Target
-from tests.helpers import wait_until
+from poller.observability import metrics
+from tests.helpers import wait_for, wait_until
 from tests.infra.servers import MQ_PASSWORD, MQ_USER
+from tests.integration.pipeline_harness import counter, running
+from tests.integration.source_harness import function_host, source_config
 
 BROKER_ARN = "arn:aws:mq:us-east-1:000000000000:broker:test:b-0123456789ab-cdef"
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:000000000000:secret:mq-user"
@@ -158,3 +161,54 @@ async def activemq_drain(endpoint: str, queue: str, expect: int,
                          deadline: float = 30) -> list[bytes]:
     """The messages of the queue (consumed) once ``expect`` have arrived or at the deadline."""
     return await asyncio.to_thread(_amq_drain, endpoint, queue, expect, deadline)
+
+
+async def check_bad_credentials(endpoint: str, queue: str, tmp_path: Path,
+                                refusal: str) -> None:
+    """A wrong password: the mapping is in Problem (EVENT_SOURCE_AUTHN_ERROR, the broker's
+    ``refusal`` text, never the password), /readyz says so, and it retries with backoff."""
+    rec = MqRecorder()
+    async with function_host(rec) as host:
+        mapping = mq_mapping(endpoint, queue, secret_file(tmp_path, "wrong"))
+        async with running(source_config(mapping, lambda_endpoint=host.endpoint,
+                                         state=tmp_path / "s.db")) as service:
+            runner = service.mq_mappings[mapping.uuid]
+            await wait_for(lambda: runner.status.state == "Problem", 20)
+            assert runner.status.reason.startswith("EVENT_SOURCE_AUTHN_ERROR")
+            assert refusal in runner.status.reason and "wrong" not in runner.status.reason
+            ready, text = service.readiness()
+            assert not ready and "EVENT_SOURCE_AUTHN_ERROR" in text
+
+            def authn() -> float:
+                return counter(metrics.mq_reconnects, mapping.uuid, kind="authn")
+
+            await wait_for(lambda: authn() >= 2, 20)
+            assert authn() <= 4  # backoff between attempts (1 s, 2 s, ...): no tight loop
+            task = next(t for t in service._tasks if t.get_name() == f"mapping-{mapping.uuid}")
+            assert not task.done()
+    assert rec.events == []
+
+
+async def check_restart_loses_nothing(endpoint: str, queue: str, tmp_path: Path,
+                                      publish: Callable[[list[str]], Awaitable[None]],
+                                      stop: Callable[[], None],
+                                      restart: Callable[[], None]) -> None:
+    """Messages published before and after a broker restart in the middle of consuming all
+    reach the function; the mapping goes to Problem and back to Enabled."""
+    first = [f"a{i}" for i in range(60)]
+    await publish(first)
+    rec = MqRecorder(delay=0.05)
+    async with function_host(rec) as host:
+        mapping = mq_mapping(endpoint, queue, secret_file(tmp_path), batch_size=5)
+        async with running(source_config(mapping, lambda_endpoint=host.endpoint,
+                                         state=tmp_path / "s.db")) as service:
+            await wait_for(lambda: len(rec.done()) >= 10, 30)
+            stop()
+            runner = service.mq_mappings[mapping.uuid]
+            await wait_for(lambda: runner.status.state == "Problem", 30)
+            restart()
+            second = [f"b{i}" for i in range(20)]
+            await publish(second)
+            await wait_for(lambda: set(first + second) <= set(rec.done()), 90)
+            await wait_for(lambda: runner.status.state == "Enabled", 30)
+            assert counter(metrics.mq_reconnects, mapping.uuid, kind="connection") >= 1

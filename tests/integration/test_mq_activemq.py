@@ -15,6 +15,8 @@ from tests.integration.mq_harness import (
     MqRecorder,
     activemq_drain,
     activemq_publish,
+    check_bad_credentials,
+    check_restart_loses_nothing,
     mq_mapping,
     secret_file,
 )
@@ -92,46 +94,23 @@ async def test_poison_message_goes_to_the_dlq_after_five_redeliveries(
 
 async def test_bad_credentials_fail_the_mapping_without_a_crash_loop(
         activemq_endpoint: str, tmp_path: Path) -> None:
-    rec = MqRecorder()
-    async with function_host(rec) as host:
-        mapping = mq_mapping(activemq_endpoint, unique_name("amq"),
-                             secret_file(tmp_path, "wrong"))
-        async with running(source_config(mapping, lambda_endpoint=host.endpoint,
-                                         state=tmp_path / "s.db")) as service:
-            runner = service.mq_mappings[mapping.uuid]
-            await wait_for(lambda: runner.status.state == "Problem", 20)
-            assert runner.status.reason.startswith("EVENT_SOURCE_AUTHN_ERROR")
-            assert "password is invalid" in runner.status.reason
-            await wait_for(lambda: counter(m.mq_reconnects, mapping.uuid, kind="authn") >= 2,
-                           20)
-            assert counter(m.mq_reconnects, mapping.uuid, kind="authn") <= 4
-            task = next(t for t in service._tasks if t.get_name() == f"mapping-{mapping.uuid}")
-            assert not task.done()
+    await check_bad_credentials(activemq_endpoint, unique_name("amq"), tmp_path,
+                                "password is invalid")
 
 
 async def test_broker_restart_while_consuming_loses_nothing(tmp_path: Path) -> None:
-    broker = start_activemq(log_dir=tmp_path / "logs", workdir=tmp_path / "broker")
-    port, endpoint = broker.port, broker.endpoint
+    brokers = [start_activemq(log_dir=tmp_path / "logs", workdir=tmp_path / "broker")]
+    port, endpoint = brokers[0].port, brokers[0].endpoint
     try:
         queue = unique_name("amq")
-        first: list[str | bytes] = [f"a{i}" for i in range(60)]
-        await activemq_publish(endpoint, queue, first)
-        rec = MqRecorder(delay=0.05)
-        async with function_host(rec) as host:
-            mapping = mq_mapping(endpoint, queue, secret_file(tmp_path), batch_size=5)
-            async with running(source_config(mapping, lambda_endpoint=host.endpoint,
-                                             state=tmp_path / "s.db")) as service:
-                await wait_for(lambda: len(rec.done()) >= 10, 30)
-                broker.stop(30)
-                runner = service.mq_mappings[mapping.uuid]
-                await wait_for(lambda: runner.status.state == "Problem", 30)
-                broker = start_activemq(log_dir=tmp_path / "logs", workdir=tmp_path / "broker",
-                                        port=port)
-                second: list[str | bytes] = [f"b{i}" for i in range(20)]
-                await activemq_publish(endpoint, queue, second)
-                await wait_for(lambda: set(first + second) <= set(rec.done()), 90)
-                await wait_for(lambda: runner.status.state == "Enabled", 30)
-                assert counter(m.mq_reconnects, mapping.uuid, kind="connection") >= 1
+
+        async def publish(bodies: list[str]) -> None:
+            await activemq_publish(endpoint, queue, list(bodies))
+
+        await check_restart_loses_nothing(
+            endpoint, queue, tmp_path, publish, lambda: brokers[-1].stop(30),
+            lambda: brokers.append(start_activemq(log_dir=tmp_path / "logs",
+                                                  workdir=tmp_path / "broker", port=port)))
         assert await activemq_drain(endpoint, queue, expect=1, deadline=2) == []
     finally:
-        broker.stop(30)
+        brokers[-1].stop(30)

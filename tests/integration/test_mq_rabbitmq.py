@@ -17,6 +17,8 @@ from tests.infra.servers import rabbitmq_ports, start_rabbitmq
 from tests.integration.mq_harness import (
     BROKER_ARN,
     MqRecorder,
+    check_bad_credentials,
+    check_restart_loses_nothing,
     mq_mapping,
     rabbit,
     rabbit_depth,
@@ -135,55 +137,25 @@ async def test_bad_credentials_fail_the_mapping_without_a_crash_loop(
         rabbitmq_endpoint: str, tmp_path: Path) -> None:
     queue = unique_name("rmq")
     await declare(rabbitmq_endpoint, queue)
-    rec = MqRecorder()
-    async with function_host(rec) as host:
-        mapping = mq_mapping(rabbitmq_endpoint, queue, secret_file(tmp_path, "wrong"))
-        async with running(source_config(mapping, lambda_endpoint=host.endpoint,
-                                         state=tmp_path / "s.db")) as service:
-            runner = service.mq_mappings[mapping.uuid]
-            await wait_for(lambda: runner.status.state == "Problem", 20)
-            assert runner.status.reason.startswith("EVENT_SOURCE_AUTHN_ERROR")
-            assert "ACCESS_REFUSED" in runner.status.reason
-            assert "wrong" not in runner.status.reason
-            ready, text = service.readiness()
-            assert not ready and "EVENT_SOURCE_AUTHN_ERROR" in text
-            await wait_for(lambda: counter(m.mq_reconnects, mapping.uuid, kind="authn") >= 2,
-                           20)
-            # backoff between attempts (1 s, 2 s, ...): no tight reconnect loop
-            assert counter(m.mq_reconnects, mapping.uuid, kind="authn") <= 4
-            task = next(t for t in service._tasks if t.get_name() == f"mapping-{mapping.uuid}")
-            assert not task.done()
+    await check_bad_credentials(rabbitmq_endpoint, queue, tmp_path, "ACCESS_REFUSED")
 
 
 async def test_broker_restart_while_consuming_loses_nothing(tmp_path: Path) -> None:
     # outside tmp_path: the broker runs as the rabbitmq user, which must reach its directory
     work = Path(tempfile.mkdtemp(prefix="esm-poller-rmq-restart-"))
-    broker = start_rabbitmq(log_dir=tmp_path / "logs", workdir=work)
-    ports = rabbitmq_ports(broker)
-    endpoint = broker.endpoint
+    brokers = [start_rabbitmq(log_dir=tmp_path / "logs", workdir=work)]
+    ports, endpoint = rabbitmq_ports(brokers[0]), brokers[0].endpoint
     try:
         queue = unique_name("rmq")
         await declare(endpoint, queue)
-        first = [f"a{i}" for i in range(60)]
-        await rabbit_publish(endpoint, queue, first)
-        rec = MqRecorder(delay=0.05)
-        async with function_host(rec) as host:
-            mapping = mq_mapping(endpoint, queue, secret_file(tmp_path), batch_size=5)
-            async with running(source_config(mapping, lambda_endpoint=host.endpoint,
-                                             state=tmp_path / "s.db")) as service:
-                await wait_for(lambda: len(rec.done()) >= 10, 30)
-                broker.stop(30)
-                runner = service.mq_mappings[mapping.uuid]
-                await wait_for(lambda: runner.status.state == "Problem", 30)
-                broker = start_rabbitmq(log_dir=tmp_path / "logs", workdir=work, ports=ports)
-                second = [f"b{i}" for i in range(20)]
-                await rabbit_publish(endpoint, queue, second)
-                await wait_for(lambda: set(first + second) <= set(rec.done()), 90)
-                await wait_for(lambda: runner.status.state == "Enabled", 30)
-                assert counter(m.mq_reconnects, mapping.uuid, kind="connection") >= 1
+        await check_restart_loses_nothing(
+            endpoint, queue, tmp_path, lambda bodies: rabbit_publish(endpoint, queue, bodies),
+            lambda: brokers[-1].stop(30),
+            lambda: brokers.append(start_rabbitmq(log_dir=tmp_path / "logs", workdir=work,
+                                                  ports=ports)))
         assert await rabbit_depth(endpoint, queue) == 0
     finally:
-        broker.stop(30)
+        brokers[-1].stop(30)
         shutil.rmtree(work, ignore_errors=True)
 
 
