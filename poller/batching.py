@@ -410,7 +410,8 @@ def _amq_properties(headers: dict[str, str]) -> str:
 class PyActiveMqEncoder:
     """Renders ActiveMQ messages received over STOMP (``(headers, body, is_bytes)`` triples:
     the frame's headers, its body, True for a JMS BytesMessage) as the messages of a Lambda
-    ``aws:mq`` event, in AWS's field order. ``broker_out_time`` (epoch ms) is when the poller
+    ``aws:mq`` event, in AWS's field order (``physicalName``: the queue's name, without
+    STOMP's ``/queue/``). ``broker_out_time`` (epoch ms) is when the poller
     received them. ``position`` counts messages, ``seq`` is the messageID."""
 
     __slots__ = ("_next",)
@@ -436,7 +437,8 @@ class PyActiveMqEncoder:
                 ',"priority":', str(int(get("priority") or 4)),
                 ',"correlationId":', _rmq_str(get("correlation-id")),
                 ',"redelivered":', "true" if get("redelivered") == "true" else "false",
-                ',"destination":{"physicalName":', _json_str(get("destination", "")),
+                ',"destination":{"physicalName":',
+                _json_str(get("destination", "").removeprefix("/queue/")),
                 '},"data":"', binascii.b2a_base64(body, newline=False).decode("ascii"),
                 '","timestamp":', str(stamp), ',"brokerInTime":', str(stamp),
                 ',"brokerOutTime":', str(int(broker_out_time)),

@@ -655,6 +655,17 @@ def _tcp_probe(port: int) -> Callable[[str], bool]:
     return probe
 
 
+def _with_workdir(server: RunningServer, endpoint: str, work: Path, temporary: bool,
+                  log_dir: Path) -> RunningServer:
+    """The server's endpoint and state directory (removed on stop when it is a temporary one
+    that holds no logs)."""
+    server.endpoint = endpoint
+    server.workdir = work
+    if temporary and log_dir != work:
+        server.remove_on_stop = work
+    return server
+
+
 def start_rabbitmq(
     log_dir: Path | None = None,
     timeout: float = DEFAULT_START_TIMEOUT,
@@ -696,11 +707,7 @@ def start_rabbitmq(
                     *argv]
         server = _launch("rabbitmq", argv, port, _tcp_probe(port), cwd=work, env=env,
                          log_dir=log_dir, timeout=timeout)
-        server.endpoint = f"amqp://{HOST}:{port}"
-        server.workdir = work
-        if workdir is None and log_dir != work:
-            server.remove_on_stop = work
-        return server
+        return _with_workdir(server, f"amqp://{HOST}:{port}", work, workdir is None, log_dir)
 
     if ports is not None:
         return once()
@@ -746,11 +753,7 @@ def start_activemq(
         ]
         server = _launch("activemq", argv, chosen, _tcp_probe(chosen), cwd=work,
                          log_dir=log_dir, timeout=timeout)
-        server.endpoint = f"stomp://{HOST}:{chosen}"
-        server.workdir = work
-        if workdir is None and log_dir != work:
-            server.remove_on_stop = work
-        return server
+        return _with_workdir(server, f"stomp://{HOST}:{chosen}", work, workdir is None, log_dir)
 
     if port is not None:
         return once()

@@ -52,7 +52,7 @@ async def test_event_shape_and_ack_on_success(activemq_endpoint: str, tmp_path: 
     assert (text["messageType"], text["deliveryMode"], text["priority"]) == (
         "jms/text-message", 2, 1)
     assert text["correlationId"] == "myJMSCoID" and text["redelivered"] is False
-    assert text["destination"] == {"physicalName": f"/queue/{queue}"}
+    assert text["destination"] == {"physicalName": queue}
     assert text["data"] == "QUJDOkFBQUE=" and text["properties"] == {"testKey": "testValue"}
     assert text["brokerInTime"] == text["timestamp"] <= text["brokerOutTime"]
     assert binary["messageType"] == "jms/bytes-message"

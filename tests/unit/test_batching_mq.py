@@ -100,7 +100,7 @@ def test_activemq_message_matches_aws_example(impl: Any) -> None:  # noqa: F811
         "messageID": "ID:b-9bcfa592-1.mq-37557-1234520418293-4:1:1:1:1",
         "messageType": "jms/text-message", "deliveryMode": 1, "replyTo": None, "type": None,
         "expiration": "60000", "priority": 1, "correlationId": "myJMSCoID",
-        "redelivered": False, "destination": {"physicalName": "/queue/testQueue"},
+        "redelivered": False, "destination": {"physicalName": "testQueue"},
         "data": "QUJDOkFBQUE=", "timestamp": 1598827811958, "brokerInTime": 1598827811958,
         "brokerOutTime": 1598827811959, "properties": {"testKey": "testValue"},
     }
