@@ -4,6 +4,7 @@ function host over the Lambda Invoke API."""
 from __future__ import annotations
 
 import base64
+import functools
 import shutil
 import tempfile
 from pathlib import Path
@@ -177,3 +178,22 @@ async def test_messages_published_with_aio_pika_defaults(rabbitmq_endpoint: str,
     props = rec.seen()[0]["basicProperties"]
     assert props["bodySize"] == 2 and props["contentType"] is None
     assert base64.b64decode(rec.seen()[0]["data"]) == b"\xff\x00"
+
+
+async def test_missing_queue_and_unreadable_secret_are_named_problems(
+        rabbitmq_endpoint: str, tmp_path: Path) -> None:
+    missing = mq_mapping(rabbitmq_endpoint, unique_name("rmq-none"), secret_file(tmp_path))
+    no_secret = mq_mapping(rabbitmq_endpoint, unique_name("rmq"), tmp_path / "absent.json")
+    rec = MqRecorder()
+    async with function_host(rec) as host:
+        for mapping, kind, text in ((missing, "queue", "NOT_FOUND"),
+                                    (no_secret, "authn", "cannot read")):
+            async with running(source_config(mapping, lambda_endpoint=host.endpoint,
+                                             state=tmp_path / "s.db")) as service:
+                runner = service.mq_mappings[mapping.uuid]
+                problem = functools.partial(lambda r: r.status.state == "Problem", runner)
+                await wait_for(problem, 20)
+                assert text in runner.status.reason
+                assert counter(m.mq_reconnects, mapping.uuid, kind=kind) >= 1
+    assert no_secret.mq is not None and "EVENT_SOURCE_AUTHN_ERROR" in runner.status.reason
+    assert rec.events == []
