@@ -18,7 +18,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 from tests.helpers import KinesisEndpoint
-from tests.infra.servers import KafkaAuth, RunningServer, kafka_auth, start
+from tests.infra.servers import KafkaAuth, RunningServer, kafka_auth, rabbitmq_tls, start
 
 INTEGRATION_DIR = Path(__file__).parent / "integration"
 KINESIS_SERVERS = ["kinesalite", "kinesis-local"]
@@ -103,6 +103,12 @@ def kafka_auth_broker(test_servers: ServerPool) -> tuple[str, KafkaAuth]:
 def rabbitmq_endpoint(test_servers: ServerPool) -> str:
     """``amqp://host:port`` of the session's RabbitMQ (user ``servers.MQ_USER``)."""
     return test_servers.get("rabbitmq").endpoint
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_tls_endpoint(test_servers: ServerPool) -> tuple[str, str]:
+    """(``amqps://host:port``, the CA's PEM) of the session RabbitMQ's TLS listener."""
+    return rabbitmq_tls(test_servers.get("rabbitmq"))
 
 
 @pytest.fixture(scope="session")

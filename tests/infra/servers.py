@@ -617,6 +617,12 @@ default_pass = {password}
 log.console = true
 log.file = false
 log.console.level = warning
+listeners.ssl.default = {host}:{tls_port}
+ssl_options.cacertfile = {work}/ca.pem
+ssl_options.certfile = {work}/server.pem
+ssl_options.keyfile = {work}/server-key.pem
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
 """
 
 _ACTIVEMQ_XML = """\
@@ -671,12 +677,13 @@ def start_rabbitmq(
     timeout: float = DEFAULT_START_TIMEOUT,
     *,
     workdir: Path | None = None,
-    ports: tuple[int, int] | None = None,
+    ports: tuple[int, int, int] | None = None,
 ) -> RunningServer:
     """RabbitMQ (Debian's rabbitmq-server) as a plain process with user ``MQ_USER``;
-    ``endpoint`` is ``amqp://host:port``. Start it again with the same ``workdir`` and
-    ``ports`` (``(amqp, distribution)``) to restart the same node with its queues. As root it
-    runs as the ``rabbitmq`` user, which must own its directories."""
+    ``endpoint`` is ``amqp://host:port``, ``rabbitmq_tls(server)`` its TLS listener. Start it
+    again with the same ``workdir`` and ``ports`` (``rabbitmq_ports(server)``) to restart the
+    same node with its queues. As root it runs as the ``rabbitmq`` user, which must own its
+    directories."""
     if not RABBITMQ_SERVER.is_file():
         raise ServerStartError("rabbitmq-server is not installed: run `make infra` "
                                "(tests/infra/install-mq.sh)")
@@ -685,11 +692,16 @@ def start_rabbitmq(
     log_dir = Path(log_dir) if log_dir is not None else work
 
     def once() -> RunningServer:
-        port, dist = ports if ports is not None else _free_ports(2)
+        port, dist, tls_port = ports if ports is not None else _free_ports(3)
+        if not (work / "ca.pem").is_file():
+            ca, cert, key, _client, _client_key = _test_pki()
+            for name, text in (("ca.pem", ca), ("server.pem", cert), ("server-key.pem", key)):
+                (work / name).write_text(text)
         (work / "rabbitmq.conf").write_text(_RABBITMQ_CONF.format(
-            host=HOST, port=port, user=MQ_USER, password=MQ_PASSWORD))
+            host=HOST, port=port, user=MQ_USER, password=MQ_PASSWORD, tls_port=tls_port,
+            work=work))
         (work / "enabled_plugins").write_text("[].\n")
-        (work / "ports").write_text(f"{port} {dist}")
+        (work / "ports").write_text(f"{port} {dist} {tls_port}")
         env = {
             "RABBITMQ_NODE_PORT": str(port), "RABBITMQ_NODE_IP_ADDRESS": HOST,
             "RABBITMQ_DIST_PORT": str(dist), "RABBITMQ_NODENAME": f"esm{port}@localhost",
@@ -714,11 +726,19 @@ def start_rabbitmq(
     return _with_port_retries(once)
 
 
-def rabbitmq_ports(server: RunningServer) -> tuple[int, int]:
-    """(amqp, distribution) ports of a RabbitMQ from ``start_rabbitmq``: restart it with them."""
+def rabbitmq_ports(server: RunningServer) -> tuple[int, int, int]:
+    """(amqp, distribution, amqps) ports of a RabbitMQ from ``start_rabbitmq``: restart it with
+    them."""
     assert server.workdir is not None
-    amqp, dist = (server.workdir / "ports").read_text().split()
-    return int(amqp), int(dist)
+    amqp, dist, tls = (server.workdir / "ports").read_text().split()
+    return int(amqp), int(dist), int(tls)
+
+
+def rabbitmq_tls(server: RunningServer) -> tuple[str, str]:
+    """(``amqps://127.0.0.1:port``, the test CA's PEM) of a RabbitMQ's TLS listener."""
+    assert server.workdir is not None
+    return (f"amqps://{HOST}:{rabbitmq_ports(server)[2]}",
+            (server.workdir / "ca.pem").read_text())
 
 
 def start_activemq(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import pytest
 
 from poller.observability import metrics as m
 from tests.helpers import unique_name, wait_for
@@ -197,3 +198,28 @@ async def test_missing_queue_and_unreadable_secret_are_named_problems(
                 assert counter(m.mq_reconnects, mapping.uuid, kind=kind) >= 1
     assert no_secret.mq is not None and "EVENT_SOURCE_AUTHN_ERROR" in runner.status.reason
     assert rec.events == []
+
+
+async def test_tls_endpoint(rabbitmq_tls_endpoint: tuple[str, str], rabbitmq_endpoint: str,
+                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """amqps:// connects with TLS and verifies the broker's certificate against the trust
+    store (here the test CA, through OpenSSL's SSL_CERT_FILE)."""
+    endpoint, ca = rabbitmq_tls_endpoint
+    (tmp_path / "ca.pem").write_text(ca)
+    queue = unique_name("rmq")
+    await declare(rabbitmq_endpoint, queue)
+    await rabbit_publish(rabbitmq_endpoint, queue, ["secure"])
+    rec = MqRecorder()
+    async with function_host(rec) as host:
+        mapping = mq_mapping(endpoint, queue, secret_file(tmp_path))
+        assert mapping.mq is not None and mapping.mq.tls
+        untrusted = source_config(mapping, lambda_endpoint=host.endpoint,
+                                  state=tmp_path / "s.db")
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+        async with running(untrusted) as service:  # the test CA is not trusted: refused
+            runner = service.mq_mappings[mapping.uuid]
+            await wait_for(lambda: runner.status.state == "Problem", 20)
+            assert "CERTIFICATE_VERIFY_FAILED" in runner.status.reason
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+        async with running(untrusted):
+            await wait_for(lambda: rec.done() == ["secure"], 30)
