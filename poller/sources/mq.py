@@ -244,7 +244,8 @@ class ActiveMqBroker:
         conn = stomp.Connection12([(host, port)], auto_decode=False, heartbeats=(10000, 10000),
                                   reconnect_attempts_max=1)
         if tls:
-            conn.set_ssl(for_hosts=[(host, port)])
+            # verified against the system trust store, host name included
+            conn.set_ssl(for_hosts=[(host, port)], ssl_version=ssl.PROTOCOL_TLS_CLIENT)
         conn.set_listener("esm", _StompListener(self, loop))
         self._conn = conn
         try:
