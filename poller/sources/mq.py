@@ -252,7 +252,7 @@ class ActiveMqBroker:
             await asyncio.to_thread(conn.connect, username, password, wait=True,
                                     headers={"client-id": f"esm-{self.mapping.uuid}"})
         except stomp.exception.ConnectFailedException:
-            message = self._error or "connection refused"
+            message = self._error or "could not connect (network or TLS failure)"
             if "password" in message.lower() or "user" in message.lower():
                 raise BrokerAuthError(message) from None
             raise BrokerLost(message) from None

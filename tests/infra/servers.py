@@ -642,8 +642,13 @@ _ACTIVEMQ_XML = """\
         </users>
       </simpleAuthenticationPlugin>
     </plugins>
+    <sslContext>
+      <sslContext keyStore="{keystore}" keyStorePassword="{keystore_password}"
+                  keyStoreType="PKCS12"/>
+    </sslContext>
     <transportConnectors>
       <transportConnector name="stomp" uri="stomp://{host}:{port}"/>
+      <transportConnector name="stomp+ssl" uri="stomp+ssl://{host}:{tls_port}"/>
     </transportConnectors>
   </broker>
 </beans>
@@ -741,6 +746,33 @@ def rabbitmq_tls(server: RunningServer) -> tuple[str, str]:
             (server.workdir / "ca.pem").read_text())
 
 
+_KEYSTORE_PASSWORD = "esm-test-keystore"
+
+
+def _write_keystore(conf: Path) -> None:
+    """broker.p12 (the test PKI's server key and certificate, for Java) and ca.pem."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    ca, cert, key, _client, _client_key = _test_pki()
+    (conf / "ca.pem").write_text(ca)
+    private = serialization.load_pem_private_key(key.encode(), None)
+    data = pkcs12.serialize_key_and_certificates(
+        b"broker", private,  # type: ignore[arg-type]
+        x509.load_pem_x509_certificate(cert.encode()),
+        [x509.load_pem_x509_certificate(ca.encode())],
+        serialization.BestAvailableEncryption(_KEYSTORE_PASSWORD.encode()))
+    (conf / "broker.p12").write_bytes(data)
+
+
+def activemq_tls(server: RunningServer) -> tuple[str, str]:
+    """(``stomp+ssl://127.0.0.1:port``, the test CA's PEM) of an ActiveMQ's TLS connector."""
+    assert server.workdir is not None
+    return (f"stomp+ssl://{HOST}:{(server.workdir / 'tls-port').read_text()}",
+            (server.workdir / "conf" / "ca.pem").read_text())
+
+
 def start_activemq(
     log_dir: Path | None = None,
     timeout: float = DEFAULT_START_TIMEOUT,
@@ -749,7 +781,8 @@ def start_activemq(
     port: int | None = None,
 ) -> RunningServer:
     """ActiveMQ Classic (Debian's activemq, the engine Amazon MQ for ActiveMQ runs) with a STOMP
-    connector and user ``MQ_USER``; ``endpoint`` is ``stomp://host:port``. Persistent (KahaDB
+    connector and user ``MQ_USER``; ``endpoint`` is ``stomp://host:port``, ``activemq_tls``
+    its stomp+ssl connector. Persistent (KahaDB
     in ``workdir``): start it again with the same ``workdir`` and ``port`` to restart it."""
     jar = ACTIVEMQ_HOME / "bin" / "activemq.jar"
     if not jar.is_file():
@@ -761,10 +794,18 @@ def start_activemq(
     log_dir = Path(log_dir) if log_dir is not None else work
 
     def once() -> RunningServer:
-        chosen = port if port is not None else free_port()
+        if port is not None:
+            chosen, tls_port = port, int((work / "tls-port").read_text())
+        else:
+            chosen, tls_port = _free_ports(2)
+        (work / "tls-port").write_text(str(tls_port))
+        keystore = work / "conf" / "broker.p12"
+        if not keystore.is_file():
+            _write_keystore(work / "conf")
         conf = work / "conf" / "activemq.xml"
-        conf.write_text(_ACTIVEMQ_XML.format(host=HOST, port=chosen, data=work / "data",
-                                             user=MQ_USER, password=MQ_PASSWORD))
+        conf.write_text(_ACTIVEMQ_XML.format(
+            host=HOST, port=chosen, data=work / "data", user=MQ_USER, password=MQ_PASSWORD,
+            tls_port=tls_port, keystore=keystore, keystore_password=_KEYSTORE_PASSWORD))
         argv = [
             _java(), "-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
             f"-Dactivemq.home={ACTIVEMQ_HOME}", f"-Dactivemq.base={work}",

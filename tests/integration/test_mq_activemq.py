@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+import pytest
+
 from poller.observability import metrics as m
 from poller.sources.mq import ACTIVEMQ_MAX_REDELIVERIES
 from tests.helpers import unique_name, wait_for
@@ -114,3 +116,27 @@ async def test_broker_restart_while_consuming_loses_nothing(tmp_path: Path) -> N
         assert await activemq_drain(endpoint, queue, expect=1, deadline=2) == []
     finally:
         brokers[-1].stop(30)
+
+
+async def test_tls_endpoint(activemq_tls_endpoint: tuple[str, str], activemq_endpoint: str,
+                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """stomp+ssl:// connects with TLS and verifies the broker's certificate and host name
+    against the trust store (here the test CA, through OpenSSL's SSL_CERT_FILE)."""
+    endpoint, ca = activemq_tls_endpoint
+    (tmp_path / "ca.pem").write_text(ca)
+    queue = unique_name("amq")
+    await activemq_publish(activemq_endpoint, queue, ["secure"])
+    rec = MqRecorder()
+    async with function_host(rec) as host:
+        mapping = mq_mapping(endpoint, queue, secret_file(tmp_path))
+        assert mapping.mq is not None and mapping.mq.tls
+        config = source_config(mapping, lambda_endpoint=host.endpoint, state=tmp_path / "s.db")
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+        async with running(config) as service:  # the test CA is not trusted: refused
+            runner = service.mq_mappings[mapping.uuid]
+            await wait_for(lambda: runner.status.state == "Problem", 20)
+            assert counter(m.mq_reconnects, mapping.uuid, kind="connection") >= 1
+        assert rec.events == []
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+        async with running(config):
+            await wait_for(lambda: rec.done() == ["secure"], 30)
