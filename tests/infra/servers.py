@@ -714,6 +714,9 @@ def start_rabbitmq(
             "RABBITMQ_CONFIG_FILE": str(work / "rabbitmq.conf"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(work / "enabled_plugins"),
             "RABBITMQ_PID_FILE": str(work / "rabbitmq.pid"), "HOME": str(work),
+            # Erlang distribution and the port mapper (epmd) on loopback only as well
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            "ERL_EPMD_ADDRESS": HOST,
         }
         argv = [str(RABBITMQ_SERVER)]
         if os.geteuid() == 0:
@@ -808,7 +811,8 @@ def start_activemq(
             tls_port=tls_port, keystore=keystore, keystore_password=_KEYSTORE_PASSWORD))
         argv = [
             _java(), "-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-            f"-Dactivemq.home={ACTIVEMQ_HOME}", f"-Dactivemq.base={work}",
+            "-Djava.net.preferIPv4Stack=true", f"-Dactivemq.home={ACTIVEMQ_HOME}",
+            f"-Dactivemq.base={work}",
             f"-Dactivemq.conf={work / 'conf'}", f"-Dactivemq.data={work / 'data'}",
             f"-Djava.io.tmpdir={work / 'tmp'}", "-jar", str(jar), "start", f"xbean:file:{conf}",
         ]
