@@ -182,6 +182,9 @@ class RabbitMqBroker:
         try:
             declared = await channel.declare_queue(self.source.queue, passive=True)
             self.depth = declared.declaration_result.message_count
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            self._on_close(None)  # the queue was deleted: reconnect (and report it)
+            raise
         finally:
             with contextlib.suppress(Exception):
                 await channel.close()

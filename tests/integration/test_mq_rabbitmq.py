@@ -223,3 +223,27 @@ async def test_tls_endpoint(rabbitmq_tls_endpoint: tuple[str, str], rabbitmq_end
         monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
         async with running(untrusted):
             await wait_for(lambda: rec.done() == ["secure"], 30)
+
+
+async def test_deleted_queue_is_noticed(rabbitmq_endpoint: str, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("poller.sources.mq.DEPTH_INTERVAL", 0.2)
+    queue = unique_name("rmq")
+    await declare(rabbitmq_endpoint, queue)
+    await rabbit_publish(rabbitmq_endpoint, queue, ["x", "y", "z"])
+    rec = MqRecorder()
+    async with function_host(rec) as host:
+        mapping = mq_mapping(rabbitmq_endpoint, queue, secret_file(tmp_path))
+        async with running(source_config(mapping, lambda_endpoint=host.endpoint,
+                                         state=tmp_path / "s.db")) as service:
+            runner = service.mq_mappings[mapping.uuid]
+            await wait_for(lambda: len(rec.done()) == 3, 30)
+            await wait_for(lambda: counter(m.mq_queue_depth, mapping.uuid) == 0, 10)
+            connection = await rabbit(rabbitmq_endpoint)
+            async with connection:
+                channel = await connection.channel()
+                await channel.queue_delete(queue)
+            # noticed by the depth reads, then reported by the reconnect's passive declare
+            await wait_for(lambda: "NOT_FOUND" in runner.status.reason, 20)
+            assert runner.status.state == "Problem"
+            assert counter(m.mq_reconnects, mapping.uuid, kind="queue") >= 1
