@@ -17,7 +17,8 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 
 help:
 	@echo "make install   virtualenv in $(VENV) with esm-poller (editable) and test tools"
-	@echo "make infra     test servers: npm (kinesalite, kinesis-local), Maven (Kafka broker jars);"
+	@echo "make infra     test servers: npm (kinesalite, kinesis-local), Maven (Kafka broker jars),"
+	@echo "              apt (rabbitmq-server, activemq);"
 	@echo "              helm and promtool (go install) in tests/infra/.cache/bin"
 	@echo "make lint      ruff check + mypy"
 	@echo "make test      install, infra, lint, then every test (servers start inside pytest)"
@@ -48,6 +49,7 @@ install: $(INSTALLED)
 infra:
 	@tests/infra/install.sh
 	@tests/infra/install-kafka.sh
+	@tests/infra/install-mq.sh
 	@tests/infra/tools.sh
 
 lint: install

@@ -36,6 +36,8 @@ SIZES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
     "kafka": ([{"records": 200_000, "size": 100, "batch_size": 500}],
               [{"records": 500, "size": 100, "batch_size": 100}]),
     "latency": ([{"records": 40, "interval": 0.25}], [{"records": 3, "interval": 0.1}]),
+    "mq": ([{"messages": 20_000, "size": 100, "batch_size": 100}],
+           [{"messages": 300, "size": 100, "batch_size": 50}]),
 }
 
 

@@ -56,3 +56,20 @@ class SqsEncoder:
 
     def __init__(self, region: str, queue_arn: str) -> None: ...
     def encode(self, raw: Sequence[dict[str, Any]]) -> list[Record]: ...
+
+def java_date(when: Any) -> str:
+    """A datetime as the JSON string Lambda's Java poller writes for a Date (UTC, en_US)."""
+
+class RabbitMqEncoder:
+    """Renders RabbitMQ deliveries (aiormq DeliveredMessage) as the messages of a Lambda
+    ``aws:rmq`` event."""
+
+    def encode(self, raw: Sequence[Any]) -> list[Record]: ...
+
+class ActiveMqEncoder:
+    """Renders ActiveMQ STOMP messages ``(headers, body, is_bytes)`` as the messages of a
+    Lambda ``aws:mq`` event."""
+
+    def __init__(self) -> None: ...
+    def encode(self, raw: Sequence[tuple[dict[str, str], bytes, bool]],
+               broker_out_time: int) -> list[Record]: ...

@@ -726,3 +726,166 @@ cdef class SqsEncoder:
             rec.done = False
             out.append(rec)
         return out
+
+
+# --- Amazon MQ: RabbitMQ ("aws:rmq") and ActiveMQ ("aws:mq") messages -------------------------
+
+from datetime import UTC as _UTC, datetime as _datetime
+
+cdef tuple _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+                      "Nov", "Dec")
+cdef list _JAVA_BYTE_TEXT = [str(i - 256 if i > 127 else i) for i in range(256)]
+
+
+def java_date(object when):
+    """A datetime as the JSON string Lambda's Java poller writes for a Date (Gson's default,
+    en_US, UTC); naive datetimes are taken as UTC."""
+    if when.tzinfo is not None:
+        when = when.astimezone(_UTC)
+    cdef int hour = when.hour
+    cdef int h12 = hour % 12 or 12
+    return (f'"{_MONTHS[when.month - 1]} {when.day}, {when.year}, {h12}:{when.minute:02d}:'
+            f'{when.second:02d} {"AM" if hour < 12 else "PM"}"')
+
+
+cdef str _java_bytes(const unsigned char[:] data):
+    cdef Py_ssize_t i, n = data.shape[0]
+    cdef list parts = [None] * n
+    for i in range(n):
+        parts[i] = _JAVA_BYTE_TEXT[data[i]]
+    return "[" + ",".join(parts) + "]"
+
+
+cdef str _rmq_value(object value):
+    if type(value) is str:
+        return '{"bytes":' + _java_bytes((<str>value).encode("utf-8")) + "}"
+    if type(value) is bytes or type(value) is bytearray:
+        return '{"bytes":' + _java_bytes(value) + "}"
+    if value is None:
+        return "null"
+    if type(value) is bool:
+        return "true" if value else "false"
+    if PyLong_CheckExact(value) or PyFloat_CheckExact(value):
+        return _number(value)
+    if isinstance(value, dict):
+        return "{" + ",".join([_json_str(str(k)) + ":" + _rmq_value(v)
+                               for k, v in value.items()]) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join([_rmq_value(v) for v in value]) + "]"
+    if isinstance(value, _datetime):
+        return java_date(value)
+    return str(value)
+
+
+cdef inline str _rmq_str(object value):
+    return "null" if value is None else _json_str(value)
+
+
+@cython.final
+cdef class RabbitMqEncoder:
+    """Renders RabbitMQ deliveries (aiormq DeliveredMessage: ``body``, ``redelivered``,
+    ``delivery_tag``, ``header.properties``) as the messages of a Lambda ``aws:rmq`` event."""
+
+    def encode(self, raw):
+        cdef list out = []
+        cdef object item, props, headers, stamp, mode, priority
+        cdef bytes body
+        cdef long long tag
+        cdef Record rec
+        for item in raw:
+            props = item.header.properties
+            body = item.body
+            headers = props.headers
+            stamp = props.timestamp
+            mode = props.delivery_mode
+            priority = props.priority
+            rec = Record.__new__(Record)
+            rec.fragment = "".join((
+                '{"basicProperties":{"contentType":', _rmq_str(props.content_type),
+                ',"contentEncoding":', _rmq_str(props.content_encoding),
+                ',"headers":', "null" if headers is None else _rmq_value(headers),
+                ',"deliveryMode":', "null" if mode is None else str(int(mode)),
+                ',"priority":', "null" if priority is None else str(int(priority)),
+                ',"correlationId":', _rmq_str(props.correlation_id),
+                ',"replyTo":', _rmq_str(props.reply_to),
+                ',"expiration":', _rmq_str(props.expiration),
+                ',"messageId":', _rmq_str(props.message_id),
+                ',"timestamp":', "null" if stamp is None else java_date(stamp),
+                ',"type":', _rmq_str(props.message_type),
+                ',"userId":', _rmq_str(props.user_id),
+                ',"appId":', _rmq_str(props.app_id),
+                ',"clusterId":', _rmq_str(props.cluster_id or None),
+                ',"bodySize":', str(len(body)),
+                '},"redelivered":', "true" if item.redelivered else "false",
+                ',"data":"', b2a_base64(body, newline=False).decode("ascii"), '"}',
+            )).encode("ascii")
+            tag = item.delivery_tag
+            rec.position = tag
+            rec.seq = str(tag)
+            rec.key = ""
+            rec.arrival = stamp.timestamp() if stamp is not None else 0.0
+            rec.done = False
+            out.append(rec)
+        return out
+
+
+cdef frozenset _ACTIVEMQ_STANDARD_HEADERS = frozenset({
+    "subscription", "message-id", "destination", "ack", "content-length", "content-type",
+    "expires", "priority", "timestamp", "persistent", "redelivered", "correlation-id",
+    "reply-to", "type", "destination-type", "receipt", "transaction",
+})
+
+
+cdef str _amq_properties(dict headers):
+    return "{" + ",".join([_json_str(k) + ":" + _json_str(v) for k, v in headers.items()
+                           if k not in _ACTIVEMQ_STANDARD_HEADERS
+                           and not k.startswith("_")]) + "}"
+
+
+@cython.final
+cdef class ActiveMqEncoder:
+    """Renders ActiveMQ messages received over STOMP (``(headers, body, is_bytes)``) as the
+    messages of a Lambda ``aws:mq`` event; ``broker_out_time`` is when they were received."""
+
+    cdef long long _next
+
+    def __init__(self):
+        self._next = 0
+
+    def encode(self, raw, long long broker_out_time):
+        cdef list out = []
+        cdef dict headers
+        cdef bytes body
+        cdef object is_bytes, expires, mid
+        cdef long long stamp
+        cdef Record rec
+        for headers, body, is_bytes in raw:
+            mid = headers.get("message-id", "")
+            stamp = int(headers.get("timestamp") or 0)
+            expires = headers.get("expires")
+            rec = Record.__new__(Record)
+            rec.fragment = "".join((
+                '{"messageID":', _json_str(mid), ',"messageType":',
+                '"jms/bytes-message"' if is_bytes else '"jms/text-message"',
+                ',"deliveryMode":', "2" if headers.get("persistent") == "true" else "1",
+                ',"replyTo":', _rmq_str(headers.get("reply-to")),
+                ',"type":', _rmq_str(headers.get("type")),
+                ',"expiration":', "null" if not expires or expires == "0" else _json_str(expires),
+                ',"priority":', str(int(headers.get("priority") or 4)),
+                ',"correlationId":', _rmq_str(headers.get("correlation-id")),
+                ',"redelivered":', "true" if headers.get("redelivered") == "true" else "false",
+                ',"destination":{"physicalName":',
+                _json_str((<str>headers.get("destination", "")).removeprefix("/queue/")),
+                '},"data":"', b2a_base64(body, newline=False).decode("ascii"),
+                '","timestamp":', str(stamp), ',"brokerInTime":', str(stamp),
+                ',"brokerOutTime":', str(broker_out_time),
+                ',"properties":', _amq_properties(headers), "}",
+            )).encode("ascii")
+            self._next += 1
+            rec.position = self._next
+            rec.seq = mid
+            rec.key = ""
+            rec.arrival = stamp / 1000.0
+            rec.done = False
+            out.append(rec)
+        return out

@@ -24,6 +24,8 @@ import types
 import warnings
 from collections import deque
 from collections.abc import Sequence
+from datetime import UTC as _UTC
+from datetime import datetime as _datetime
 from json.encoder import encode_basestring_ascii as _json_str
 from typing import TYPE_CHECKING, Any
 
@@ -31,20 +33,25 @@ __all__ = [
     "ENVELOPE_BYTES",
     "IMPLEMENTATION",
     "MAX_PAYLOAD_BYTES",
+    "ActiveMqEncoder",
     "DynamoDBEncoder",
     "KafkaEncoder",
     "KinesisEncoder",
+    "PyActiveMqEncoder",
     "PyDynamoDBEncoder",
     "PyKafkaEncoder",
     "PyKinesisEncoder",
+    "PyRabbitMqEncoder",
     "PyRecord",
     "PySqsEncoder",
+    "RabbitMqEncoder",
     "Record",
     "SqsEncoder",
     "build_framed",
     "build_payload",
     "extension",
     "framed_size",
+    "java_date",
     "payload_size",
     "pure",
     "take_batch",
@@ -299,6 +306,149 @@ class PySqsEncoder:
         return out
 
 
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def py_java_date(when: Any) -> str:
+    """A datetime as the JSON string Lambda's Java poller writes for a Date (Gson's default,
+    en_US, UTC): ``"Jan 1, 1970, 12:33:41 AM"``; naive datetimes are taken as UTC."""
+    if when.tzinfo is not None:
+        when = when.astimezone(_UTC)
+    hour = when.hour % 12 or 12
+    return (f'"{_MONTHS[when.month - 1]} {when.day}, {when.year}, {hour}:{when.minute:02d}:'
+            f'{when.second:02d} {"AM" if when.hour < 12 else "PM"}"')
+
+
+def _java_bytes(data: bytes) -> str:
+    """Java's signed bytes, as Gson writes a byte[]."""
+    return "[" + ",".join([str(b - 256 if b > 127 else b) for b in data]) + "]"
+
+
+def _rmq_value(value: Any) -> str:
+    """An AMQP field value as Lambda writes it: strings as ``{"bytes":[...]}`` (the Java
+    client's LongString), numbers and booleans as they are, tables and arrays nested."""
+    kind = type(value)
+    if kind is str:
+        return '{"bytes":' + _java_bytes(value.encode("utf-8")) + "}"
+    if kind is bytes or kind is bytearray:
+        return '{"bytes":' + _java_bytes(value) + "}"
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int or kind is float:
+        return _json_number(value)
+    if isinstance(value, dict):
+        return "{" + ",".join([_json_str(str(k)) + ":" + _rmq_value(v)
+                               for k, v in value.items()]) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join([_rmq_value(v) for v in value]) + "]"
+    if isinstance(value, _datetime):
+        return py_java_date(value)
+    return str(value)  # Decimal: a JSON number
+
+
+def _rmq_str(value: str | None) -> str:
+    return "null" if value is None else _json_str(value)
+
+
+class PyRabbitMqEncoder:
+    """Renders RabbitMQ deliveries (objects with ``body``, ``redelivered``, ``delivery_tag`` and
+    ``header.properties`` (pamqp's Basic.Properties), as aiormq's DeliveredMessage has) as the
+    messages of a Lambda ``aws:rmq`` event, in AWS's field order. ``position`` and ``seq`` are
+    the delivery tag."""
+
+    __slots__ = ()
+
+    def encode(self, raw: Sequence[Any]) -> list[PyRecord]:
+        out: list[PyRecord] = []
+        for item in raw:
+            props = item.header.properties
+            body: bytes = item.body
+            headers = props.headers
+            stamp = props.timestamp
+            mode, priority = props.delivery_mode, props.priority
+            fragment = "".join((
+                '{"basicProperties":{"contentType":', _rmq_str(props.content_type),
+                ',"contentEncoding":', _rmq_str(props.content_encoding),
+                ',"headers":', "null" if headers is None else _rmq_value(headers),
+                ',"deliveryMode":', "null" if mode is None else str(int(mode)),
+                ',"priority":', "null" if priority is None else str(int(priority)),
+                ',"correlationId":', _rmq_str(props.correlation_id),
+                ',"replyTo":', _rmq_str(props.reply_to),
+                ',"expiration":', _rmq_str(props.expiration),
+                ',"messageId":', _rmq_str(props.message_id),
+                ',"timestamp":', "null" if stamp is None else py_java_date(stamp),
+                ',"type":', _rmq_str(props.message_type),
+                ',"userId":', _rmq_str(props.user_id),
+                ',"appId":', _rmq_str(props.app_id),
+                ',"clusterId":', _rmq_str(props.cluster_id or None),
+                ',"bodySize":', str(len(body)),
+                '},"redelivered":', "true" if item.redelivered else "false",
+                ',"data":"', binascii.b2a_base64(body, newline=False).decode("ascii"), '"}',
+            )).encode("ascii")
+            tag = int(item.delivery_tag)
+            out.append(PyRecord(tag, str(tag), "",
+                                stamp.timestamp() if stamp is not None else 0.0, fragment))
+        return out
+
+
+# STOMP headers that are not JMS user properties (the STOMP protocol's, Artemis's and the
+# fields the event names on its own)
+ACTIVEMQ_STANDARD_HEADERS = frozenset({
+    "subscription", "message-id", "destination", "ack", "content-length", "content-type",
+    "expires", "priority", "timestamp", "persistent", "redelivered", "correlation-id",
+    "reply-to", "type", "destination-type", "receipt", "transaction",
+})
+
+
+def _amq_properties(headers: dict[str, str]) -> str:
+    return "{" + ",".join([_json_str(k) + ":" + _json_str(v) for k, v in headers.items()
+                           if k not in ACTIVEMQ_STANDARD_HEADERS and not k.startswith("_")]) + "}"
+
+
+class PyActiveMqEncoder:
+    """Renders ActiveMQ messages received over STOMP (``(headers, body, is_bytes)`` triples:
+    the frame's headers, its body, True for a JMS BytesMessage) as the messages of a Lambda
+    ``aws:mq`` event, in AWS's field order (``physicalName``: the queue's name, without
+    STOMP's ``/queue/``). ``broker_out_time`` (epoch ms) is when the poller
+    received them. ``position`` counts messages, ``seq`` is the messageID."""
+
+    __slots__ = ("_next",)
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def encode(self, raw: Sequence[tuple[dict[str, str], bytes, bool]],
+               broker_out_time: int) -> list[PyRecord]:
+        out: list[PyRecord] = []
+        for headers, body, is_bytes in raw:
+            mid = headers.get("message-id", "")
+            stamp = int(headers.get("timestamp") or 0)
+            expires = headers.get("expires")
+            get = headers.get
+            fragment = "".join((
+                '{"messageID":', _json_str(mid), ',"messageType":',
+                '"jms/bytes-message"' if is_bytes else '"jms/text-message"',
+                ',"deliveryMode":', "2" if get("persistent") == "true" else "1",
+                ',"replyTo":', _rmq_str(get("reply-to")),
+                ',"type":', _rmq_str(get("type")),
+                ',"expiration":', "null" if not expires or expires == "0" else _json_str(expires),
+                ',"priority":', str(int(get("priority") or 4)),
+                ',"correlationId":', _rmq_str(get("correlation-id")),
+                ',"redelivered":', "true" if get("redelivered") == "true" else "false",
+                ',"destination":{"physicalName":',
+                _json_str(get("destination", "").removeprefix("/queue/")),
+                '},"data":"', binascii.b2a_base64(body, newline=False).decode("ascii"),
+                '","timestamp":', str(stamp), ',"brokerInTime":', str(stamp),
+                ',"brokerOutTime":', str(int(broker_out_time)),
+                ',"properties":', _amq_properties(headers), "}",
+            )).encode("ascii")
+            self._next += 1
+            out.append(PyRecord(self._next, mid, "", stamp / 1000.0, fragment))
+        return out
+
+
 def _bounds(n: int, start: int, end: int | None) -> range:
     return range(n)[start:end]
 
@@ -346,6 +496,9 @@ pure = types.SimpleNamespace(
     KafkaEncoder=PyKafkaEncoder,
     DynamoDBEncoder=PyDynamoDBEncoder,
     SqsEncoder=PySqsEncoder,
+    RabbitMqEncoder=PyRabbitMqEncoder,
+    ActiveMqEncoder=PyActiveMqEncoder,
+    java_date=py_java_date,
     build_payload=py_build_payload,
     build_framed=py_build_framed,
     framed_size=py_framed_size,
@@ -377,14 +530,17 @@ if TYPE_CHECKING:
     from poller._fastbatch import (
         ENVELOPE_BYTES,
         MAX_PAYLOAD_BYTES,
+        ActiveMqEncoder,
         DynamoDBEncoder,
         KafkaEncoder,
         KinesisEncoder,
+        RabbitMqEncoder,
         Record,
         SqsEncoder,
         build_framed,
         build_payload,
         framed_size,
+        java_date,
         payload_size,
         take_batch,
     )
@@ -399,6 +555,9 @@ else:
     framed_size = _chosen.framed_size
     DynamoDBEncoder = _chosen.DynamoDBEncoder
     SqsEncoder = _chosen.SqsEncoder
+    RabbitMqEncoder = _chosen.RabbitMqEncoder
+    ActiveMqEncoder = _chosen.ActiveMqEncoder
+    java_date = _chosen.java_date
     build_payload = _chosen.build_payload
     payload_size = _chosen.payload_size
     take_batch = _chosen.take_batch

@@ -33,6 +33,7 @@ from poller.config_model import (
     LambdaClient,
     Mapping,
     MetricsConfig,
+    MqSource,
     SecretRef,
     ServiceEndpoint,
     StartingPosition,
@@ -181,7 +182,7 @@ _OUTPUT_ONLY = (
     "EventSourceMappingArn", "FunctionArn", "LastModified", "LastProcessingResult", "State",
     "StateTransitionReason", "FilterCriteriaError",
 )
-_TOP_FIELDS = ("aws", "state", "metrics", "tuning", "log", "msk", "secrets", "mappings")
+_TOP_FIELDS = ("aws", "state", "metrics", "tuning", "log", "msk", "mq", "secrets", "mappings")
 _AWS_FIELDS = ("region", "endpoint_url", "access_key_id", "secret_access_key", "session_token")
 _SECRET_FIELDS = frozenset({"secret_access_key", "session_token"})
 _TARGET_FIELDS: dict[str, tuple[str, ...]] = {
@@ -191,7 +192,7 @@ _TARGET_FIELDS: dict[str, tuple[str, ...]] = {
 }
 _LAMBDA_CLIENTS = ("fast", "aiobotocore")
 _UNSUPPORTED_SOURCES = {
-    "kafka": "Amazon MSK (Kafka)", "mq": "Amazon MQ", "rds": "DocumentDB",
+    "kafka": "Amazon MSK (Kafka)", "rds": "DocumentDB",
 }
 _KINESIS_ONLY = (
     "this release supports Kinesis stream ARNs "
@@ -1210,11 +1211,14 @@ def _filter_criteria(c: _Checker, path: str, value: object, max_filters: int,
 
 def _mapping(c: _Checker, path: str, value: object, msk: dict[str, tuple[str, ...]],
              region: str, secrets: dict[str, SecretRef],
-             tuning: TuningConfig | None = None) -> Mapping | None:
+             tuning: TuningConfig | None = None,
+             mq_brokers: dict[str, tuple[str, ...]] | None = None) -> Mapping | None:
     if not isinstance(value, dict):
         c.add(path, value, "must be a mapping of CreateEventSourceMapping parameters "
               f"(got {_type_name(value)})")
         return None
+    if _is_mq(value):
+        return _mq_mapping(c, path, value, mq_brokers or {}, secrets, tuning)
     start = len(c.issues)
     is_kafka = _is_kafka(value)
     d = c.obj(path, value, _MAPPING_FIELDS_KAFKA if is_kafka else _MAPPING_FIELDS,
@@ -1373,6 +1377,204 @@ def _mapping(c: _Checker, path: str, value: object, msk: dict[str, tuple[str, ..
     )
 
 
+# --- Amazon MQ ----------------------------------------------------------------------------------
+
+_MQ_BROKER_RE = re.compile(r"broker:[^:\s]{1,50}:b-[0-9a-fA-F-]{1,128}")
+_MQ_SCHEMES = {"amqp": "rabbitmq", "amqps": "rabbitmq", "stomp": "activemq",
+               "stomp+ssl": "activemq"}
+_MQ_FIELDS = (
+    "UUID", "EventSourceArn", "FunctionName", "Enabled", "BatchSize",
+    "MaximumBatchingWindowInSeconds", "Queues", "SourceAccessConfigurations", "FilterCriteria",
+    "KMSKeyArn", "MetricsConfig", "Tags", "Target",
+)
+_MQ_ACCESS_TYPES = ("BASIC_AUTH", "VIRTUAL_HOST")
+_MQ_WINDOW_DEFAULT = 0.5  # Amazon MQ: 500 ms until set (whole seconds)
+
+
+def _is_mq(value: dict[Any, Any]) -> bool:
+    arn = value.get("EventSourceArn")
+    return isinstance(arn, str) and arn.split(":")[2:3] == ["mq"]
+
+
+def _mq_key_hint(key: str) -> str | None:
+    if key in _MAPPING_FIELDS or key in _NOT_FOR_KINESIS:
+        return ("does not apply to Amazon MQ event sources (they take Queues, BatchSize, "
+                "MaximumBatchingWindowInSeconds, SourceAccessConfigurations, FilterCriteria and "
+                "Enabled; failed batches are redelivered by the broker); remove it")
+    return _mapping_key_hint(key)
+
+
+def _mq_endpoint(c: _Checker, path: str, value: object) -> str | None:
+    text = c.str_(path, value, required=True, expected="a broker endpoint URL")
+    if not text:
+        return None
+    parts = urllib.parse.urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in _MQ_SCHEMES or not parts.hostname or port is None:
+        c.add(path, value, "must be a broker endpoint as DescribeBroker lists it: "
+              "amqps://host:port or amqp://host:port (RabbitMQ), stomp+ssl://host:port or "
+              "stomp://host:port (ActiveMQ)")
+        return None
+    return text
+
+
+def _mq_brokers(c: _Checker, value: object) -> dict[str, tuple[str, ...]]:
+    """``mq: {brokers: {<broker ARN>: URL | [URL, ...]}}``: each broker's endpoints."""
+    d = c.obj("mq", value, ("brokers",))
+    raw = d.get("brokers")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        c.add("mq.brokers", raw, "must map Amazon MQ broker ARNs to their endpoints "
+              f"(got {_type_name(raw)})")
+        return {}
+    out: dict[str, tuple[str, ...]] = {}
+    for arn, endpoints in raw.items():
+        path = _join("mq.brokers", str(arn))
+        m = _ARN_RE.fullmatch(str(arn))
+        if m is None or m.group(2) != "mq" or _MQ_BROKER_RE.fullmatch(m.group(5)) is None:
+            c.add(path, MISSING, "keys must be Amazon MQ broker ARNs "
+                  "(arn:aws:mq:<region>:<account>:broker:<name>:<broker id>)")
+            continue
+        items = [endpoints] if isinstance(endpoints, str) else endpoints
+        if not isinstance(items, list) or not 1 <= len(items) <= 10:
+            c.add(path, endpoints, "must be an endpoint URL or a list of 1 to 10 of them")
+            continue
+        urls = [_mq_endpoint(c, f"{path}[{i}]" if not isinstance(endpoints, str) else path, u)
+                for i, u in enumerate(items)]
+        engines = {_MQ_SCHEMES[u.split("://", 1)[0]] for u in urls if u}
+        if len(engines) > 1:
+            c.add(path, endpoints, "must all be endpoints of one engine (RabbitMQ or ActiveMQ)")
+            continue
+        if all(urls):
+            out[str(arn)] = tuple(u for u in urls if u)
+    return out
+
+
+def _mq_mapping(c: _Checker, path: str, value: dict[Any, Any],
+                brokers: dict[str, tuple[str, ...]], secrets: dict[str, SecretRef],
+                tuning: TuningConfig | None) -> Mapping | None:
+    """A mapping whose EventSourceArn is an Amazon MQ broker (AWS's parameters for MQ)."""
+    start = len(c.issues)
+    d = c.obj(path, value, _MQ_FIELDS, what="field", hint=_mq_key_hint,
+              extra_candidates=(*_NOT_FOR_KINESIS, *_OUTPUT_ONLY))
+
+    def f(key: str) -> object:
+        return d.get(key, MISSING)
+
+    def p(key: str) -> str:
+        return _join(path, key)
+
+    arn = c.str_(p("EventSourceArn"), f("EventSourceArn"), required=True,
+                 expected="an Amazon MQ broker ARN")
+    m = _ARN_RE.fullmatch(arn) if arn else None
+    endpoints: tuple[str, ...] = ()
+    if arn and (m is None or not m.group(3) or not m.group(4)
+                or _MQ_BROKER_RE.fullmatch(m.group(5)) is None):
+        c.add(p("EventSourceArn"), arn, "must be an Amazon MQ broker ARN "
+              "arn:aws:mq:<region>:<12-digit account>:broker:<name>:<broker id>")
+    elif arn:
+        endpoints = brokers.get(arn, ())
+        if not endpoints:
+            c.add(p("EventSourceArn"), arn, "esm-poller needs this broker's endpoint: add it "
+                  "under mq.brokers (mq: {brokers: {<ARN>: amqps://host:5671}} for RabbitMQ, "
+                  "stomp+ssl://host:61614 for ActiveMQ)")
+    engine = _MQ_SCHEMES[endpoints[0].split("://", 1)[0]] if endpoints else None
+
+    queues = f("Queues")
+    queue: str | None = None
+    if queues is MISSING or queues is None:
+        c.add(p("Queues"), MISSING, "is required for Amazon MQ: a list with exactly 1 queue name")
+    elif not isinstance(queues, list) or len(queues) != 1:
+        c.add(p("Queues"), queues, "must be a list with exactly 1 queue name")
+    else:
+        queue = c.str_(f"{p('Queues')}[0]", queues[0], required=True, max_len=1000,
+                       expected="a queue name (1 to 1000 characters)")
+
+    auth: KafkaAuth | None = None
+    vhost = "/"
+    apath = p("SourceAccessConfigurations")
+    raw_access = f("SourceAccessConfigurations")
+    if raw_access is MISSING or raw_access is None:
+        c.add(apath, MISSING, "is required for Amazon MQ: [{Type: BASIC_AUTH, URI: <secret "
+              'ARN>}] (the secret holds {"username": ..., "password": ...})')
+    elif not isinstance(raw_access, list) or not 1 <= len(raw_access) <= 22:
+        c.add(apath, raw_access, "must be a list of 1 to 22 {Type, URI} items")
+    else:
+        seen: set[str] = set()
+        for i, item in enumerate(raw_access):
+            ipath = f"{apath}[{i}]"
+            item_d = c.obj(ipath, item, ("Type", "URI"))
+            access_type = c.choice(_join(ipath, "Type"), item_d.get("Type", MISSING),
+                                   _MQ_ACCESS_TYPES, None, required=True,
+                                   expected=" for Amazon MQ")
+            uri = c.str_(_join(ipath, "URI"), item_d.get("URI", MISSING), required=True,
+                         max_len=200, expected="1 to 200 characters")
+            if not access_type or not uri:
+                continue
+            if access_type in seen:
+                c.add(_join(ipath, "Type"), access_type, "may appear only once")
+                continue
+            seen.add(access_type)
+            if access_type == "VIRTUAL_HOST":
+                if engine == "activemq":
+                    c.add(_join(ipath, "Type"), access_type, "is for RabbitMQ brokers; this "
+                          "broker's endpoint is ActiveMQ (stomp)")
+                vhost = uri
+            elif uri in secrets:
+                auth = KafkaAuth(access_type, uri, secrets[uri])
+            elif _SECRET_ARN_RE.fullmatch(uri):
+                auth = KafkaAuth(access_type, uri, SecretRef("secretsmanager", uri))
+            else:
+                c.add(_join(ipath, "URI"), uri, "must be a Secrets Manager secret ARN "
+                      "(read with GetSecretValue), or be listed under secrets with the file or "
+                      "environment variable holding its JSON "
+                      "(secrets: {<URI>: {file: PATH}} or {<URI>: {env: NAME}})")
+        if "BASIC_AUTH" not in seen:
+            c.add(apath, raw_access, "must hold a BASIC_AUTH item (Amazon MQ brokers take "
+                  "user name and password authentication)")
+
+    raw_function = f("FunctionName")
+    function_name = _function_name(c, p("FunctionName"), raw_function, arn or None)
+    uuid_value = f("UUID")
+    mapping_uuid: str | None
+    if uuid_value is MISSING or uuid_value is None:
+        mapping_uuid = (generated_uuid(f"{arn}\n{queue}", cast(str, raw_function))
+                        if arn and function_name and queue else None)
+    else:
+        mapping_uuid = c.str_(p("UUID"), uuid_value, pattern=_UUID_RE,
+                              expected="1 to 128 of A-Z a-z 0-9 . _ -, starting with a letter "
+                                       "or digit")
+    enabled = c.bool_(p("Enabled"), f("Enabled"), True)
+    window: float = c.int_(p("MaximumBatchingWindowInSeconds"),
+                           f("MaximumBatchingWindowInSeconds"), 0, 0, 300)
+    if f("MaximumBatchingWindowInSeconds") in (MISSING, None):
+        window = _MQ_WINDOW_DEFAULT
+    batch_size = c.int_(p("BatchSize"), f("BatchSize"), 100, 1, 10000)
+    max_filters = (tuning or TuningConfig()).max_filters_per_mapping
+    patterns = _filter_criteria(c, p("FilterCriteria"), f("FilterCriteria"), max_filters, arn)
+    kms = c.str_(p("KMSKeyArn"), f("KMSKeyArn"), pattern=_KMS_ARN_RE,
+                 expected="a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>) or empty")
+    metrics_config = _metrics_config(c, p("MetricsConfig"), f("MetricsConfig"), False)
+    tags = _tags(c, p("Tags"), f("Tags"))
+    target = _target(c, p("Target"), f("Target"), function_name)
+    if (len(c.issues) > start or not (arn and function_name and mapping_uuid and queue
+                                      and engine and auth)):
+        return None
+    assert arn and function_name and mapping_uuid and queue and engine and auth
+    return Mapping(
+        uuid=mapping_uuid, event_source_arn=arn, function_name=function_name, enabled=enabled,
+        batch_size=batch_size, maximum_batching_window_in_seconds=window,
+        filter_patterns=patterns, target=target, kms_key_arn=kms or None, tags=tags,
+        metrics_config=metrics_config,
+        mq=MqSource(engine=cast(Literal["rabbitmq", "activemq"], engine), queue=queue,
+                    endpoints=endpoints, auth=auth, virtual_host=vhost),
+    )
+
+
 def _top_key_hint(key: str) -> str | None:
     if key in _MAPPING_FIELDS:
         return "unknown top-level field; mapping parameters go inside an item of mappings"
@@ -1406,6 +1608,7 @@ def parse_config(data: object, source: str = "<config>",
     log_level, log_format = _log(c, top.get("log"))
     msk = _msk(c, top.get("msk"))
     secrets = _secrets(c, top.get("secrets"))
+    mq_brokers = _mq_brokers(c, top.get("mq"))
 
     raw = top.get("mappings")
     mappings: list[Mapping] = []
@@ -1419,7 +1622,8 @@ def parse_config(data: object, source: str = "<config>",
         seen_uuid: dict[str, int] = {}
         seen_pair: dict[tuple[str, str], Mapping] = {}
         for i, item in enumerate(raw):
-            m = _mapping(c, f"mappings[{i}]", item, msk, aws.region, secrets, tuning)
+            m = _mapping(c, f"mappings[{i}]", item, msk, aws.region, secrets, tuning,
+                         mq_brokers)
             if m is None:
                 continue
             if state.store == "dynamodb" and m.tumbling_window_in_seconds:
@@ -1448,7 +1652,7 @@ def parse_config(data: object, source: str = "<config>",
         raise ConfigError(source, _in_file_order(c.issues, order))
     return Config(
         mappings=tuple(mappings), aws=aws, state=state, metrics=metrics, tuning=tuning,
-        msk_clusters=msk,
+        msk_clusters=msk, mq_brokers=mq_brokers,
         log_level=log_level, log_format=cast(Literal["auto", "json", "console"], log_format),
     )
 
@@ -1468,7 +1672,13 @@ def _mapping_line(m: Mapping) -> str:
         target = f"python {t.handler}"
     else:
         target = f"lambda{':' + t.qualifier if t.qualifier else ''}"
-    if m.source == "sqs":
+    if m.mq is not None:
+        settings = [
+            "enabled" if m.enabled else "DISABLED",
+            f"BatchSize {m.batch_size}",
+            f"window {m.maximum_batching_window_in_seconds}s",
+        ]
+    elif m.source == "sqs":
         settings = [
             "enabled" if m.enabled else "DISABLED",
             "FIFO queue" if m.fifo else "standard queue",
@@ -1498,7 +1708,7 @@ def _mapping_line(m: Mapping) -> str:
         settings.append(f"{len(m.filter_patterns)} filter(s)")
     if m.tumbling_window_in_seconds:
         settings.append(f"tumbling window {m.tumbling_window_in_seconds}s")
-    if m.source != "sqs":
+    if m.source not in ("sqs", "mq"):
         settings.append(f"on failure -> {m.on_failure_destination or 'none'}")
     if t.timeout_seconds != _DEFAULT_TARGET.timeout_seconds:
         settings.append(f"timeout {_fmt(t.timeout_seconds)}s")
@@ -1513,6 +1723,9 @@ def _mapping_line(m: Mapping) -> str:
     if m.kafka is not None:
         source = (f"{source or 'self-managed Kafka ' + m.kafka.bootstrap} topic {m.kafka.topic} "
                   f"group {m.kafka.consumer_group_id}")
+    if m.mq is not None:
+        source = (f"{source} ({m.mq.engine} {m.mq.endpoints[0]}) queue {m.mq.queue}"
+                  + (f" vhost {m.mq.virtual_host}" if m.mq.engine == "rabbitmq" else ""))
     line = (f"  {m.uuid}: {source} -> {m.function_name} via {target} | "
             + ", ".join(settings))
     return line + (f" | {'; '.join(notes)}" if notes else "")

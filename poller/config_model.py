@@ -144,6 +144,22 @@ class KafkaSource:
 
 
 @dataclass(frozen=True, slots=True)
+class MqSource:
+    """An Amazon MQ event source: one queue on a RabbitMQ or ActiveMQ broker. The broker's
+    endpoints come from the config's ``mq.brokers`` (what DescribeBroker would return)."""
+
+    engine: Literal["rabbitmq", "activemq"]
+    queue: str  # Queues[0]
+    endpoints: tuple[str, ...]  # amqp[s]://host:port (RabbitMQ), stomp[+ssl]://host:port (ActiveMQ)
+    auth: KafkaAuth  # BASIC_AUTH: the secret holding {"username", "password"}
+    virtual_host: str = "/"  # RabbitMQ: SourceAccessConfigurations VIRTUAL_HOST
+
+    @property
+    def tls(self) -> bool:
+        return self.endpoints[0].split("://", 1)[0] in ("amqps", "stomp+ssl")
+
+
+@dataclass(frozen=True, slots=True)
 class Mapping:
     uuid: str
     event_source_arn: str
@@ -168,6 +184,7 @@ class Mapping:
     metrics_config: tuple[str, ...] = ()  # AWS MetricsConfig.Metrics; Prometheus metrics always on
     kafka: KafkaSource | None = None  # Kafka sources (self-managed ones have no event_source_arn)
     maximum_concurrency: int | None = None  # SQS ScalingConfig.MaximumConcurrency (2..1000)
+    mq: MqSource | None = None  # Amazon MQ sources (RabbitMQ, ActiveMQ)
 
     @property
     def report_batch_item_failures(self) -> bool:
@@ -222,5 +239,7 @@ class Config:
     tuning: TuningConfig = field(default_factory=TuningConfig)
     # bootstrap servers of each Amazon MSK cluster ARN the mappings name
     msk_clusters: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # endpoints of each Amazon MQ broker ARN the mappings name
+    mq_brokers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     log_level: str = "info"
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -23,6 +23,7 @@ names must exist, except for ``exists: false``.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -37,6 +38,7 @@ __all__ = [
     "SKIP",
     "FilterSet",
     "LazyView",
+    "MqView",
     "PatternError",
     "RecordView",
     "ShapedFilters",
@@ -552,3 +554,33 @@ def _all_objects(pattern: dict[str, Any], key: str) -> bool:
         elif k == key and type(v) is not dict:
             return False
     return True
+
+
+class MqView:
+    """An Amazon MQ message as FilterCriteria see it: the message object exactly as the event
+    carries it (``messageID``, ``messageType``, ``basicProperties``, ...; the encoder's
+    ``fragment``) and ``data`` base64-decoded, then UTF-8, then JSON for patterns whose ``data``
+    is an object and the string for rule arrays. When the format differs (or the bytes are not
+    UTF-8) the ``data`` rules are skipped and the metadata rules decide, as Lambda does for MQ."""
+
+    __slots__ = ("_data", "_doc", "_fragment", "shape")
+
+    def __init__(self, fragment: bytes) -> None:
+        self._fragment = fragment
+        self._doc: dict[str, Any] | None = None
+        self._data: tuple[Any, Any] | None = None
+        self.shape: dict[str, bool] = {}
+
+    def get(self, key: str, default: Any = None, /) -> Any:
+        doc = self._doc
+        if doc is None:
+            doc = self._doc = json.loads(self._fragment)
+        if key != "data":
+            return doc.get(key, default)
+        data = self._data
+        if data is None:
+            data = self._data = parse_data(base64.b64decode(doc.get("data") or ""))
+        parsed, text = data
+        if self.shape.get("data", True):
+            return SKIP if parsed is TEXT or parsed is NO_MATCH else parsed
+        return SKIP if text is NO_MATCH else text

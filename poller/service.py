@@ -34,6 +34,7 @@ from poller.sources import ShardSink
 from poller.sources.dynamodb_streams import DynamoDBStreamsApi
 from poller.sources.kafka import KafkaMapping
 from poller.sources.kinesis import KinesisApi
+from poller.sources.mq import MqMapping
 from poller.sources.shards import ShardApi, ShardCoordinator
 from poller.sources.sqs import PollerBudget, SqsApi, SqsMapping
 
@@ -53,6 +54,7 @@ class Service:
         self.writer = CheckpointWriter(self.store, config.tuning.checkpoint_flush_seconds)
         self.mappings: dict[str, ShardCoordinator | SqsMapping] = {}
         self.kafka_mappings: dict[str, KafkaMapping] = {}
+        self.mq_mappings: dict[str, MqMapping] = {}
         self._sqs_budget = PollerBudget(config.tuning.sqs_max_pollers)
         self._invokers: list[Invoker] = []
         self._destinations: list[Destination] = []
@@ -68,8 +70,8 @@ class Service:
 
     def readiness(self) -> tuple[bool, str]:
         lines, ready = [], True
-        runners: list[tuple[str, ShardCoordinator | SqsMapping | KafkaMapping]] = [
-            *self.mappings.items(), *self.kafka_mappings.items()]
+        runners: list[tuple[str, ShardCoordinator | SqsMapping | KafkaMapping | MqMapping]] = [
+            *self.mappings.items(), *self.kafka_mappings.items(), *self.mq_mappings.items()]
         for uuid, m in runners:
             lines.append(f"{uuid}: {m.status.state} ({m.status.reason})")
             if m.mapping.enabled and not m.polling:
@@ -87,6 +89,10 @@ class Service:
         """Kafka mappings with http/python targets and no AWS destination need no credentials."""
         for m in self.config.mappings:
             if not m.enabled:
+                continue
+            if m.mq is not None and m.target.type != "lambda":
+                if m.mq.auth.secret.kind == "secretsmanager":
+                    return True
                 continue
             if m.kafka is None or m.target.type == "lambda":
                 return True
@@ -115,7 +121,8 @@ class Service:
                 log.info("mapping_disabled", mapping=mapping.uuid)
                 continue
             await self._start_mapping(mapping)
-        log.info("poller_started", mappings=len(self.mappings) + len(self.kafka_mappings),
+        log.info("poller_started", mappings=len(self.mappings) + len(self.kafka_mappings)
+                 + len(self.mq_mappings),
                  metrics_port=self.metrics_port)
 
     async def _start_mapping(self, mapping: Mapping) -> None:
@@ -133,6 +140,11 @@ class Service:
             self._destinations.append(destination)
         tuning = self.config.tuning
         runner: ShardCoordinator | SqsMapping
+        if mapping.mq is not None:
+            mq = MqMapping(mapping, invoker, tuning, fetch_secret=self._fetch_secret)
+            self.mq_mappings[mapping.uuid] = mq
+            self._tasks.append(asyncio.create_task(mq.run(), name=f"mapping-{mapping.uuid}"))
+            return
         if mapping.source == "sqs":
             client = AwsJsonClient(service="sqs", signing_name="sqs", target_prefix="AmazonSQS",
                                    json_version="1.0", aws=self.config.aws, session=self._http)
@@ -206,6 +218,7 @@ class Service:
             await leases.stop_taking()
         await asyncio.gather(*(m.stop(grace) for m in self.mappings.values()),
                              *(m.stop(grace) for m in self.kafka_mappings.values()),
+                             *(m.stop(grace) for m in self.mq_mappings.values()),
                              return_exceptions=True)
         for t in self._tasks:
             t.cancel()

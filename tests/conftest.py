@@ -18,7 +18,14 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 from tests.helpers import KinesisEndpoint
-from tests.infra.servers import KafkaAuth, RunningServer, kafka_auth, start
+from tests.infra.servers import (
+    KafkaAuth,
+    RunningServer,
+    activemq_tls,
+    kafka_auth,
+    rabbitmq_tls,
+    start,
+)
 
 INTEGRATION_DIR = Path(__file__).parent / "integration"
 KINESIS_SERVERS = ["kinesalite", "kinesis-local"]
@@ -97,6 +104,30 @@ def kafka_auth_broker(test_servers: ServerPool) -> tuple[str, KafkaAuth]:
     """(plaintext host:port, the authenticated listeners) of a second broker for auth tests."""
     server = test_servers.get("kafka-auth")
     return server.endpoint, kafka_auth(server)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_endpoint(test_servers: ServerPool) -> str:
+    """``amqp://host:port`` of the session's RabbitMQ (user ``servers.MQ_USER``)."""
+    return test_servers.get("rabbitmq").endpoint
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_tls_endpoint(test_servers: ServerPool) -> tuple[str, str]:
+    """(``amqps://host:port``, the CA's PEM) of the session RabbitMQ's TLS listener."""
+    return rabbitmq_tls(test_servers.get("rabbitmq"))
+
+
+@pytest.fixture(scope="session")
+def activemq_endpoint(test_servers: ServerPool) -> str:
+    """``stomp://host:port`` of the session's ActiveMQ Classic (user ``servers.MQ_USER``)."""
+    return test_servers.get("activemq").endpoint
+
+
+@pytest.fixture(scope="session")
+def activemq_tls_endpoint(test_servers: ServerPool) -> tuple[str, str]:
+    """(``stomp+ssl://host:port``, the CA's PEM) of the session ActiveMQ's TLS connector."""
+    return activemq_tls(test_servers.get("activemq"))
 
 
 @pytest.fixture(scope="session", params=KINESIS_SERVERS, ids=KINESIS_SERVERS)

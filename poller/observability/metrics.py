@@ -117,3 +117,18 @@ lease_balance_seconds = Histogram(
 watchdog_restarts = Counter(
     "esm_watchdog_restarts", "Shard readers restarted because the shard had lag and its "
     "checkpoint did not move for the watchdog time.", _M, registry=REGISTRY)
+mq_queue_depth = Gauge(
+    "esm_mq_queue_depth", "Amazon MQ: messages ready in the queue, as the broker last reported "
+    "(RabbitMQ).", _MS, registry=REGISTRY)
+mq_messages_acked = Counter(
+    "esm_mq_messages_acked", "Amazon MQ messages acknowledged (processed or filtered out).", _M,
+    registry=REGISTRY)
+mq_messages_redelivered = Counter(
+    "esm_mq_messages_redelivered", "Amazon MQ messages handed back to the broker after a failed "
+    "invocation, for its redelivery (and dead-lettering).", _M, registry=REGISTRY)
+mq_messages_dead_lettered = Counter(
+    "esm_mq_messages_dead_lettered", "ActiveMQ messages sent to the broker's DLQ after the "
+    "redelivery limit.", _M, registry=REGISTRY)
+mq_reconnects = Counter(
+    "esm_mq_reconnects", "Amazon MQ broker connections lost or refused, by kind (authn, "
+    "connection, queue).", ("mapping", "kind"), registry=REGISTRY)

@@ -35,20 +35,25 @@ async def load_secrets(source: KafkaSource, fetch: SecretFetcher | None) -> Secr
     """Every secret the source's SourceAccessConfigurations name, read now."""
     out: Secrets = {}
     for auth in source.auth:
-        if auth.secret.kind == "secretsmanager":
-            if fetch is None:
-                raise KafkaAuthError(f"secret {auth.uri}: no Secrets Manager client")
-            try:
-                text = await fetch(auth.secret.name)
-            except KafkaAuthError:
-                raise
-            except Exception as exc:
-                raise KafkaAuthError(f"secret {auth.uri}: GetSecretValue failed: "
-                                     f"{type(exc).__name__}") from None
-            out[auth.uri] = _parse(text, auth.uri, "Secrets Manager value")
-        else:
-            out[auth.uri] = read_secret(auth.secret, auth.uri)
+        out[auth.uri] = await load_secret(auth, fetch)
     return out
+
+
+async def load_secret(auth: KafkaAuth, fetch: SecretFetcher | None) -> dict[str, Any]:
+    """One SourceAccessConfigurations secret's JSON (from its file, variable or Secrets
+    Manager), read now."""
+    if auth.secret.kind != "secretsmanager":
+        return read_secret(auth.secret, auth.uri)
+    if fetch is None:
+        raise KafkaAuthError(f"secret {auth.uri}: no Secrets Manager client")
+    try:
+        text = await fetch(auth.secret.name)
+    except KafkaAuthError:
+        raise
+    except Exception as exc:
+        raise KafkaAuthError(f"secret {auth.uri}: GetSecretValue failed: "
+                             f"{type(exc).__name__}") from None
+    return _parse(text, auth.uri, "Secrets Manager value")
 
 
 def _parse(text: str, uri: str, what: str) -> dict[str, Any]:

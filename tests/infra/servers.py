@@ -41,11 +41,13 @@ __all__ = [
     "free_port",
     "kafka_auth",
     "start",
+    "start_activemq",
     "start_dynamodb_local",
     "start_kafka",
     "start_kinesalite",
     "start_kinesis_local",
     "start_moto",
+    "start_rabbitmq",
 ]
 
 INFRA_DIR = Path(__file__).resolve().parent
@@ -600,6 +602,229 @@ def start_dynamodb_local(
     return _with_port_retries(once)
 
 
+# --- Amazon MQ stand-ins (Debian's rabbitmq-server and activemq, tests/infra/install-mq.sh) -----
+
+MQ_USER = "esm"
+MQ_PASSWORD = "esm-test-secret"
+RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+ACTIVEMQ_HOME = Path("/usr/share/activemq")
+
+_RABBITMQ_CONF = """\
+listeners.tcp.default = {host}:{port}
+loopback_users = none
+default_user = {user}
+default_pass = {password}
+log.console = true
+log.file = false
+log.console.level = warning
+listeners.ssl.default = {host}:{tls_port}
+ssl_options.cacertfile = {work}/ca.pem
+ssl_options.certfile = {work}/server.pem
+ssl_options.keyfile = {work}/server-key.pem
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+"""
+
+_ACTIVEMQ_XML = """\
+<beans xmlns="http://www.springframework.org/schema/beans"
+  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+  xsi:schemaLocation="http://www.springframework.org/schema/beans
+  http://www.springframework.org/schema/beans/spring-beans-2.0.xsd
+  http://activemq.apache.org/schema/core
+  http://activemq.apache.org/schema/core/activemq-core.xsd">
+  <broker xmlns="http://activemq.apache.org/schema/core" brokerName="esm" useJmx="false"
+          advisorySupport="false" dataDirectory="{data}">
+    <persistenceAdapter><kahaDB directory="{data}/kahadb"/></persistenceAdapter>
+    <plugins>
+      <simpleAuthenticationPlugin anonymousAccessAllowed="false">
+        <users>
+          <authenticationUser username="{user}" password="{password}" groups="admins"/>
+        </users>
+      </simpleAuthenticationPlugin>
+    </plugins>
+    <sslContext>
+      <sslContext keyStore="{keystore}" keyStorePassword="{keystore_password}"
+                  keyStoreType="PKCS12"/>
+    </sslContext>
+    <transportConnectors>
+      <transportConnector name="stomp" uri="stomp://{host}:{port}"/>
+      <transportConnector name="stomp+ssl" uri="stomp+ssl://{host}:{tls_port}"/>
+    </transportConnectors>
+  </broker>
+</beans>
+"""
+
+
+def _tcp_probe(port: int) -> Callable[[str], bool]:
+    def probe(_endpoint: str) -> bool:
+        try:
+            with socket.create_connection((HOST, port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    return probe
+
+
+def _with_workdir(server: RunningServer, endpoint: str, work: Path, temporary: bool,
+                  log_dir: Path) -> RunningServer:
+    """The server's endpoint and state directory (removed on stop when it is a temporary one
+    that holds no logs)."""
+    server.endpoint = endpoint
+    server.workdir = work
+    if temporary and log_dir != work:
+        server.remove_on_stop = work
+    return server
+
+
+def start_rabbitmq(
+    log_dir: Path | None = None,
+    timeout: float = DEFAULT_START_TIMEOUT,
+    *,
+    workdir: Path | None = None,
+    ports: tuple[int, int, int] | None = None,
+) -> RunningServer:
+    """RabbitMQ (Debian's rabbitmq-server) as a plain process with user ``MQ_USER``;
+    ``endpoint`` is ``amqp://host:port``, ``rabbitmq_tls(server)`` its TLS listener. Start it
+    again with the same ``workdir`` and ``ports`` (``rabbitmq_ports(server)``) to restart the
+    same node with its queues. As root it runs as the ``rabbitmq`` user, which must own its
+    directories."""
+    if not RABBITMQ_SERVER.is_file():
+        raise ServerStartError("rabbitmq-server is not installed: run `make infra` "
+                               "(tests/infra/install-mq.sh)")
+    work = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="esm-poller-rmq-"))
+    work.mkdir(parents=True, exist_ok=True)
+    log_dir = Path(log_dir) if log_dir is not None else work
+
+    def once() -> RunningServer:
+        port, dist, tls_port = ports if ports is not None else _free_ports(3)
+        if not (work / "ca.pem").is_file():
+            ca, cert, key, _client, _client_key = _test_pki()
+            for name, text in (("ca.pem", ca), ("server.pem", cert), ("server-key.pem", key)):
+                (work / name).write_text(text)
+        (work / "rabbitmq.conf").write_text(_RABBITMQ_CONF.format(
+            host=HOST, port=port, user=MQ_USER, password=MQ_PASSWORD, tls_port=tls_port,
+            work=work))
+        (work / "enabled_plugins").write_text("[].\n")
+        (work / "ports").write_text(f"{port} {dist} {tls_port}")
+        env = {
+            "RABBITMQ_NODE_PORT": str(port), "RABBITMQ_NODE_IP_ADDRESS": HOST,
+            "RABBITMQ_DIST_PORT": str(dist), "RABBITMQ_NODENAME": f"esm{port}@localhost",
+            "RABBITMQ_MNESIA_BASE": str(work / "mnesia"), "RABBITMQ_LOG_BASE": str(work),
+            "RABBITMQ_CONFIG_FILE": str(work / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(work / "enabled_plugins"),
+            "RABBITMQ_PID_FILE": str(work / "rabbitmq.pid"), "HOME": str(work),
+            # Erlang distribution and the port mapper (epmd) on loopback only as well
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            "ERL_EPMD_ADDRESS": HOST,
+        }
+        argv = [str(RABBITMQ_SERVER)]
+        if os.geteuid() == 0:
+            shutil.chown(work, "rabbitmq", "rabbitmq")
+            for path in work.rglob("*"):
+                shutil.chown(path, "rabbitmq", "rabbitmq")
+            argv = ["setpriv", "--reuid=rabbitmq", "--regid=rabbitmq", "--init-groups",
+                    *argv]
+        server = _launch("rabbitmq", argv, port, _tcp_probe(port), cwd=work, env=env,
+                         log_dir=log_dir, timeout=timeout)
+        return _with_workdir(server, f"amqp://{HOST}:{port}", work, workdir is None, log_dir)
+
+    if ports is not None:
+        return once()
+    return _with_port_retries(once)
+
+
+def rabbitmq_ports(server: RunningServer) -> tuple[int, int, int]:
+    """(amqp, distribution, amqps) ports of a RabbitMQ from ``start_rabbitmq``: restart it with
+    them."""
+    assert server.workdir is not None
+    amqp, dist, tls = (server.workdir / "ports").read_text().split()
+    return int(amqp), int(dist), int(tls)
+
+
+def rabbitmq_tls(server: RunningServer) -> tuple[str, str]:
+    """(``amqps://127.0.0.1:port``, the test CA's PEM) of a RabbitMQ's TLS listener."""
+    assert server.workdir is not None
+    return (f"amqps://{HOST}:{rabbitmq_ports(server)[2]}",
+            (server.workdir / "ca.pem").read_text())
+
+
+_KEYSTORE_PASSWORD = "esm-test-keystore"
+
+
+def _write_keystore(conf: Path) -> None:
+    """broker.p12 (the test PKI's server key and certificate, for Java) and ca.pem."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    ca, cert, key, _client, _client_key = _test_pki()
+    (conf / "ca.pem").write_text(ca)
+    private = serialization.load_pem_private_key(key.encode(), None)
+    data = pkcs12.serialize_key_and_certificates(
+        b"broker", private,  # type: ignore[arg-type]
+        x509.load_pem_x509_certificate(cert.encode()),
+        [x509.load_pem_x509_certificate(ca.encode())],
+        serialization.BestAvailableEncryption(_KEYSTORE_PASSWORD.encode()))
+    (conf / "broker.p12").write_bytes(data)
+
+
+def activemq_tls(server: RunningServer) -> tuple[str, str]:
+    """(``stomp+ssl://127.0.0.1:port``, the test CA's PEM) of an ActiveMQ's TLS connector."""
+    assert server.workdir is not None
+    return (f"stomp+ssl://{HOST}:{(server.workdir / 'tls-port').read_text()}",
+            (server.workdir / "conf" / "ca.pem").read_text())
+
+
+def start_activemq(
+    log_dir: Path | None = None,
+    timeout: float = DEFAULT_START_TIMEOUT,
+    *,
+    workdir: Path | None = None,
+    port: int | None = None,
+) -> RunningServer:
+    """ActiveMQ Classic (Debian's activemq, the engine Amazon MQ for ActiveMQ runs) with a STOMP
+    connector and user ``MQ_USER``; ``endpoint`` is ``stomp://host:port``, ``activemq_tls``
+    its stomp+ssl connector. Persistent (KahaDB
+    in ``workdir``): start it again with the same ``workdir`` and ``port`` to restart it."""
+    jar = ACTIVEMQ_HOME / "bin" / "activemq.jar"
+    if not jar.is_file():
+        raise ServerStartError("activemq is not installed: run `make infra` "
+                               "(tests/infra/install-mq.sh)")
+    work = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="esm-poller-amq-"))
+    for sub in ("conf", "data", "tmp"):
+        (work / sub).mkdir(parents=True, exist_ok=True)
+    log_dir = Path(log_dir) if log_dir is not None else work
+
+    def once() -> RunningServer:
+        if port is not None:
+            chosen, tls_port = port, int((work / "tls-port").read_text())
+        else:
+            chosen, tls_port = _free_ports(2)
+        (work / "tls-port").write_text(str(tls_port))
+        keystore = work / "conf" / "broker.p12"
+        if not keystore.is_file():
+            _write_keystore(work / "conf")
+        conf = work / "conf" / "activemq.xml"
+        conf.write_text(_ACTIVEMQ_XML.format(
+            host=HOST, port=chosen, data=work / "data", user=MQ_USER, password=MQ_PASSWORD,
+            tls_port=tls_port, keystore=keystore, keystore_password=_KEYSTORE_PASSWORD))
+        argv = [
+            _java(), "-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            "-Djava.net.preferIPv4Stack=true", f"-Dactivemq.home={ACTIVEMQ_HOME}",
+            f"-Dactivemq.base={work}",
+            f"-Dactivemq.conf={work / 'conf'}", f"-Dactivemq.data={work / 'data'}",
+            f"-Djava.io.tmpdir={work / 'tmp'}", "-jar", str(jar), "start", f"xbean:file:{conf}",
+        ]
+        server = _launch("activemq", argv, chosen, _tcp_probe(chosen), cwd=work,
+                         log_dir=log_dir, timeout=timeout)
+        return _with_workdir(server, f"stomp://{HOST}:{chosen}", work, workdir is None, log_dir)
+
+    if port is not None:
+        return once()
+    return _with_port_retries(once)
+
+
 SERVERS: dict[str, Callable[..., RunningServer]] = {
     "kafka": start_kafka,
     "kafka-auth": start_kafka_auth,
@@ -607,6 +832,8 @@ SERVERS: dict[str, Callable[..., RunningServer]] = {
     "kinesalite": start_kinesalite,
     "kinesis-local": start_kinesis_local,
     "moto": start_moto,
+    "rabbitmq": start_rabbitmq,
+    "activemq": start_activemq,
 }
 
 

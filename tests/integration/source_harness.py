@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from poller.config_model import (
     AwsConfig,
@@ -29,6 +29,12 @@ FAST = TuningConfig(shard_discovery_seconds=0.5, idle_poll_seconds=0.1,
                     retry_max_seconds=0.1, throttle_base_seconds=0.02, throttle_max_seconds=0.2,
                     checkpoint_flush_seconds=0.05, drain_grace_seconds=10,
                     ddb_poll_interval_seconds=0.05, sqs_wait_time_seconds=1)
+
+
+class Recording(Protocol):
+    """A recorder whose ``handler`` the function host runs."""
+
+    def handler(self, event: dict[str, Any], context: Any) -> Any: ...
 
 
 @dataclass
@@ -100,7 +106,7 @@ def source_mapping(arn: str, **kw: Any) -> Mapping:
 
 
 @contextlib.asynccontextmanager
-async def function_host(recorder: EventRecorder,
+async def function_host(recorder: Recording,
                         concurrency: int = 1000) -> AsyncIterator[FunctionHost]:
     host = FunctionHost(recorder.handler, concurrency=concurrency)
     await host.start()

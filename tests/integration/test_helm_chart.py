@@ -491,6 +491,7 @@ def test_values_schema_accepts_every_setting_the_poller_reads() -> None:
                       "FunctionName": "f", "StartingPosition": "LATEST"}],
         "tuning": {name: hi for name, (_lo, hi) in TUNING_RANGES.items()},
         "msk": {"clusters": {"arn:aws:kafka:us-east-1:123456789012:cluster/c/x": "b-1:9096"}},
+        "mq": {"brokers": {"arn:aws:mq:us-east-1:123456789012:broker:b:b-1": "amqps://h:5671"}},
         "secrets": {"arn:aws:secretsmanager:us-east-1:123456789012:secret:s": {"env": "S"}},
     }}
     validator = jsonschema.Draft7Validator({**schema, "required": []})

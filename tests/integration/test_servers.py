@@ -139,7 +139,8 @@ def _listening_addresses(port: int) -> set[str]:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/net")
-@pytest.mark.parametrize("name", ["kinesalite", "kinesis-local", "moto"])
+@pytest.mark.parametrize("name", ["kinesalite", "kinesis-local", "moto", "rabbitmq",
+                                  "activemq"])
 def test_server_listens_on_loopback_only(name: str, test_servers: ServerPool) -> None:
     server = test_servers.get(name)
     assert _listening_addresses(server.port) == {"0100007F"}  # 127.0.0.1

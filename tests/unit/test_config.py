@@ -272,7 +272,6 @@ def test_function_name_required_and_string() -> None:
 
 
 @pytest.mark.parametrize(("arn", "kind"), [
-    ("arn:aws:mq:us-east-1:000000000000:broker:b:id", "Amazon MQ"),
     ("arn:aws:rds:us-east-1:000000000000:cluster:docs", "DocumentDB"),
     (STREAM + "/consumer/c1:1700000000", "enhanced fan-out"),
 ])
