@@ -17,6 +17,7 @@ import importlib
 import inspect
 import json
 import os
+import re
 import secrets
 import time
 import traceback
@@ -25,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from poller.invokers import InvokeResult
 
@@ -97,6 +100,23 @@ def function_name_from_arn(name_or_arn: str) -> str:
     if len(parts) >= 3 and parts[1] == "function":
         return parts[2]
     return parts[0]
+
+
+# an integer token of 19+ digits: orjson would turn one beyond 64 bits into a float
+_LONG_INT = re.compile(rb"(?:^|[:\[,])\s*-?\d{19}")
+
+
+def parse_event(payload: bytes) -> Any:
+    """The event a handler receives: exactly ``json.loads(payload)``, parsed by orjson (2-3x
+    faster) whenever it gives the same result; documents with long integers or what orjson
+    refuses (NaN, infinities, lone surrogates) go to the standard parser, which also raises
+    for invalid JSON."""
+    if _LONG_INT.search(payload) is None:
+        try:
+            return orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(payload)
 
 
 def _json_default(obj: Any) -> Any:
@@ -189,7 +209,7 @@ class LocalInvoker:
     async def invoke(self, payload: bytes) -> InvokeResult:
         request_id = str(uuid.uuid4())
         try:
-            event = json.loads(payload) if payload else {}
+            event = parse_event(payload) if payload else {}
         except ValueError as e:
             return InvokeResult(status=400, request_id=request_id,
                                 error=f"InvalidRequestContentException: {e}")
