@@ -17,7 +17,6 @@ import importlib
 import inspect
 import json
 import os
-import re
 import secrets
 import time
 import traceback
@@ -102,8 +101,11 @@ def function_name_from_arn(name_or_arn: str) -> str:
     return parts[0]
 
 
-# an integer token of 19+ digits: orjson would turn one beyond 64 bits into a float
-_LONG_INT = re.compile(rb"(?:^|[:\[,])\s*-?\d{19}")
+# Integers of 19+ digits after ``:``, ``,`` or ``[`` (spaces and signs dropped): orjson turns
+# one beyond 64 bits into a float. One C pass (translate + find), false alarms only cost speed.
+_DIGITS = bytes(48 if 48 <= c <= 57 else 58 if c in b":,[" else 120 for c in range(256))
+_DROPPED = b" \t\r\n-"
+_LONG_INT = b":" + b"0" * 19
 
 
 def parse_event(payload: bytes) -> Any:
@@ -111,7 +113,8 @@ def parse_event(payload: bytes) -> Any:
     faster) whenever it gives the same result; documents with long integers or what orjson
     refuses (NaN, infinities, lone surrogates) go to the standard parser, which also raises
     for invalid JSON."""
-    if _LONG_INT.search(payload) is None:
+    shape = payload.translate(_DIGITS, _DROPPED)
+    if shape.find(_LONG_INT) < 0 and not shape.startswith(_LONG_INT[1:]):
         try:
             return orjson.loads(payload)
         except orjson.JSONDecodeError:
