@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import random
 import resource
@@ -54,6 +55,13 @@ _arrived = threading.Event()
 
 def handler(event: Any, context: Any) -> None:
     _arrived.set()
+
+
+def _handler_event() -> threading.Event:
+    """The event the target's handler sets: ``bench.idle`` as imported by the target (also
+    when this file runs as ``__main__``)."""
+    module = importlib.import_module("bench.idle")
+    return module._arrived  # type: ignore[no-any-return]
 
 
 def _rss_mb() -> float:
@@ -163,7 +171,8 @@ def _shards(mapping_uuid: str) -> float:
 
 async def _run(endpoint: str, stream: str, arn: str, shards: int, window: float,
                state: str, pid: int, pickups: int) -> dict[str, Any]:
-    _arrived.clear()
+    arrived = _handler_event()
+    arrived.clear()
     mapping = Mapping(uuid=f"bench-{uuid.uuid4().hex[:8]}", event_source_arn=arn,
                       function_name="idle", starting_position="LATEST",
                       target=Target(type="python", handler="bench.idle:handler"))
@@ -203,12 +212,13 @@ async def _run(endpoint: str, stream: str, arn: str, shards: int, window: float,
         waits: list[float] = []
         puts: list[float] = []
         for i in range(pickups):
-            _arrived.clear()
+            arrived.clear()
             sent = time.perf_counter()
             await asyncio.to_thread(client.put_record, StreamName=stream, Data=b"wake",
                                     PartitionKey=f"k{i}-{random.random()}")
             puts.append(time.perf_counter() - sent)
-            await wait_for(_arrived.is_set, 60, interval=0.01, message="the record never arrived")
+            await wait_for(arrived.is_set, 60, interval=0.01,
+                           message=f"record {i + 1} of {pickups} never arrived")
             waits.append(time.perf_counter() - sent)
         return {"ramp_s": ramp, "rss_mb": peak, "cpu_share": cpu_share,
                 "pickup_s": statistics.median(waits), "pickup_max_s": max(waits),
@@ -234,12 +244,12 @@ def run(shards: int = 1000, window: float = 30.0, pickups: int = 5) -> dict[str,
         with tempfile.TemporaryDirectory() as tmp:
             result = asyncio.run(_run(server.endpoint, stream, arn, shards, window,
                                       f"{tmp}/state.db", server.process.pid, pickups))
-        result["server_capacity"] = asyncio.run(server_capacity(
+        capacity = asyncio.run(server_capacity(
             server.endpoint, stream, shards, server.process.pid,
             seconds=min(5.0, max(1.0, window / 2))))
     finally:
         server.stop()
-    return {"shards": shards, "window": window, "results": result}
+    return {"shards": shards, "window": window, "results": result, "server_capacity": capacity}
 
 
 def report(result: dict[str, Any]) -> str:
