@@ -232,12 +232,13 @@ async def _run(endpoint: str, stream: str, arn: str, shards: int, window: float,
         await service.stop()
 
 
-def run(shards: int = 1000, window: float = 30.0, pickups: int = 5) -> dict[str, Any]:
+def run(shards: int = 1000, window: float = 30.0, pickups: int = 5,
+        server_name: str = "kinesalite") -> dict[str, Any]:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
     from tests.infra.servers import start
 
-    server = start("kinesalite")
+    server = start(server_name)
     try:
         stream = f"idle-{uuid.uuid4().hex[:8]}"
         arn = create_stream(server.endpoint, stream, shards=shards, timeout=120)
@@ -249,24 +250,27 @@ def run(shards: int = 1000, window: float = 30.0, pickups: int = 5) -> dict[str,
             seconds=min(5.0, max(1.0, window / 2))))
     finally:
         server.stop()
-    return {"shards": shards, "window": window, "results": result, "server_capacity": capacity}
+    return {"shards": shards, "window": window, "server": server_name, "results": result,
+            "server_capacity": capacity}
 
 
 def report(result: dict[str, Any]) -> str:
     r = result["results"]
     c = result["server_capacity"]
     return "\n".join([
-        f"{result['shards']:,} idle kinesalite shards, one replica, {result['window']:g} s window",
+        f"{result['shards']:,} idle {result['server']} shards, one replica, "
+        f"{result['window']:g} s window",
         f"  {'RSS MB':>8}{'CPU % of a core':>17}{'pick-up s':>11}{'all shards read after s':>25}",
         f"  {r['rss_mb']:>8.0f}{100 * r['cpu_share']:>17.1f}{r['pickup_s']:>11.2f}"
         f"{r['ramp_s']:>25.1f}",
         f"  pick-up median {r['pickup_s']:.2f} s, max {r['pickup_max_s']:.2f} s over "
         f"{len(r['pickups'])} records (PutRecord itself {r['put_s']:.2f} s)",
         f"  during the window: poller {r['polls_per_s']:.0f} GetRecords/s, event-loop lag p50 "
-        f"{r['loop_lag_p50_ms']:.1f} ms p99 {r['loop_lag_p99_ms']:.1f} ms; kinesalite "
+        f"{r['loop_lag_p50_ms']:.1f} ms p99 {r['loop_lag_p99_ms']:.1f} ms; {result['server']} "
         f"{100 * r['server_cpu_share']:.0f} % of a core, probe GetRecords p50 "
         f"{r['probe_p50_ms']:.1f} ms p99 {r['probe_p99_ms']:.1f} ms",
-        f"  kinesalite alone, 64 callers in a closed loop: {c['calls_per_s']:.0f} GetRecords/s "
+        f"  {result['server']} alone, 64 callers in a closed loop: "
+        f"{c['calls_per_s']:.0f} GetRecords/s "
         f"at {100 * c['server_cpu_share']:.0f} % of a core (p50 {c['latency_p50_ms']:.1f} ms, "
         f"p99 {c['latency_p99_ms']:.1f} ms)",
         f"  ratio: RSS {r['rss_mb']:.0f} MB / 200 MB = {r['rss_mb'] / 200:.2f}x, CPU "
@@ -280,8 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--shards", type=int, default=1000)
     parser.add_argument("--window", type=float, default=30.0)
     parser.add_argument("--pickups", type=int, default=5)
+    parser.add_argument("--server", default="kinesalite", choices=("kinesalite", "kinesis-local"),
+                        help="the Kinesis server to read (kinesis-local: the Java one)")
     args = parser.parse_args(argv)
-    print(report(run(args.shards, args.window, args.pickups)), flush=True)
+    print(report(run(args.shards, args.window, args.pickups, args.server)), flush=True)
     return 0
 
 
