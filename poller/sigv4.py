@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
+import time
 from urllib.parse import urlsplit
 
 from botocore.auth import SigV4Auth, _host_from_url
@@ -32,6 +33,16 @@ class PostSigner:
         self._fixed = (dict(fixed_headers) if fixed_headers is not None
                        else {"X-Amz-Invocation-Type": "RequestResponse"})
         self._key: tuple[str, str, bytes] | None = None  # (secret, day, signing key)
+        self._second = -1
+        self._stamp_text = ""
+
+    def _stamp(self) -> str:
+        """The current X-Amz-Date, formatted once per second."""
+        second = int(time.time())
+        if second != self._second:
+            self._second = second
+            self._stamp_text = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
+        return self._stamp_text
 
     def _signing_key(self, secret: str, day: str) -> bytes:
         if self._key is None or self._key[:2] != (secret, day):
@@ -44,7 +55,7 @@ class PostSigner:
     def sign(self, payload: bytes, credentials: ReadOnlyCredentials,
              now: datetime.datetime | None = None,
              headers: dict[str, str] | None = None) -> dict[str, str]:
-        stamp = (now or datetime.datetime.now(datetime.UTC)).strftime("%Y%m%dT%H%M%SZ")
+        stamp = now.strftime("%Y%m%dT%H%M%SZ") if now is not None else self._stamp()
         day = stamp[:8]
         out = {**self._fixed, **(headers or {}), "X-Amz-Date": stamp}
         if credentials.token:
