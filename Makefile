@@ -33,7 +33,7 @@ $(BIN)/python:
 
 venv: $(BIN)/python
 
-$(INSTALLED): pyproject.toml setup.py $(wildcard poller/_fastbatch.pyx) | $(BIN)/python
+$(INSTALLED): pyproject.toml setup.py $(wildcard poller/*.pyx) | $(BIN)/python
 	@echo "==> installing esm-poller and its test dependencies into $(VENV)"
 	$(PIP) install --quiet --upgrade 'setuptools>=68' wheel
 	@# The editable install imports poller/ from the source tree, so the extension is built

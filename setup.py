@@ -50,7 +50,7 @@ def _extensions() -> list:  # type: ignore[type-arg]
         _warn(ImportError("Cython is not installed"))
         return []
     return cythonize(
-        ["poller/_fastbatch.pyx"],
+        ["poller/_fastbatch.pyx", "poller/_fastkafka.pyx"],
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},
         quiet=True,
     )

@@ -27,7 +27,7 @@ OUT = Path(__file__).resolve().parent / "results.json"
 
 # name -> (keyword arguments of run() at full size, at small size); a list runs each in turn
 SIZES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
-    "idle": ([{"shards": 1000, "window": 30.0}], [{"shards": 10, "window": 1.0}]),
+    "idle": ([{"shards": 1000, "window": 30.0}], [{"shards": 10, "window": 1.0, "pickups": 2}]),
     "batcher": ([{"records": 10_000, "size": 1024}, {"records": 10_000, "size": 100}],
                 [{"records": 500, "size": 1024, "repeat": 1}]),
     "kinesis": ([{"records": 20_000, "size": 100, "batch_size": 100}],

@@ -2,8 +2,8 @@
 
 The hot data-plane calls (Kinesis GetRecords and friends) skip botocore's response parsing,
 which base64-decodes every record and builds datetimes (most of a naive poller's CPU, see
-servers.md). Requests are still signed by botocore's SigV4 signer with the standard credential
-chain.
+servers.md). Requests are signed by ``poller.sigv4`` (byte-identical to botocore's SigV4Auth,
+a sixth of its CPU) with the standard credential chain.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from typing import Any
 
 import aiohttp
 import botocore.session
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from poller.config_model import AwsConfig
+from poller.sigv4 import PostSigner
 
 RETRYABLE_CODES = frozenset({
     "ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException",
@@ -88,19 +87,16 @@ class AwsJsonClient:
         self._credentials = resolve_credentials(aws)
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._signer = PostSigner(self._url, self._region, signing_name,
+                                  {"Content-Type": self._content_type})
 
     @property
     def endpoint(self) -> str:
         return self._url
 
     def _signed_headers(self, operation: str, body: bytes) -> dict[str, str]:
-        request = AWSRequest(method="POST", url=self._url, data=body, headers={
-            "Content-Type": self._content_type,
-            "X-Amz-Target": f"{self._target_prefix}.{operation}",
-        })
-        frozen = self._credentials.get_frozen_credentials()
-        SigV4Auth(frozen, self._signing_name, self._region).add_auth(request)
-        return dict(request.headers.items())
+        return self._signer.sign(body, self._credentials.get_frozen_credentials(),
+                                 headers={"X-Amz-Target": f"{self._target_prefix}.{operation}"})
 
     async def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         body = json.dumps(params, separators=(",", ":")).encode()

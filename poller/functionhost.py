@@ -38,6 +38,7 @@ from poller.invokers.local import (
     LambdaContext,
     function_name_from_arn,
     load_handler,
+    parse_event,
     run_handler,
 )
 from poller.loop import run as run_loop
@@ -177,7 +178,7 @@ class FunctionHost:
         version = qualifier if qualifier and qualifier.isdigit() else "$LATEST"
 
         try:
-            event = json.loads(body) if body else {}
+            event = parse_event(body) if body else {}
         except ValueError as e:
             return _error(400, "InvalidRequestContentException", {
                 "Type": "User",

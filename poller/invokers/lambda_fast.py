@@ -10,22 +10,18 @@ aiobotocore invoker instead.
 from __future__ import annotations
 
 import asyncio
-import datetime
-import hashlib
-import hmac
 import json
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import aiohttp
-from botocore.auth import SigV4Auth, _host_from_url
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials, ReadOnlyCredentials
+from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError
 from yarl import URL
 
 from poller.awsjson import NoCredentialsError, resolve_credentials, resolve_endpoint
 from poller.config_model import AwsConfig
 from poller.invokers import InvokeResult
+from poller.sigv4 import PostSigner as InvokeSigner
 
 
 class FastLambdaInvoker:
@@ -99,58 +95,6 @@ class FastLambdaInvoker:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-class InvokeSigner:
-    """SigV4 for RequestResponse invokes of one URL, byte-identical to botocore's ``SigV4Auth``
-    (tests/unit/test_invoke_signer.py). The canonical URI, query and host are taken from
-    botocore once; per call only the date, the payload hash and two HMACs remain (the signing
-    key is cached per day), a sixth of ``SigV4Auth.add_auth``'s CPU."""
-
-    def __init__(self, url: str, region: str, service: str = "lambda") -> None:
-        template = SigV4Auth(Credentials("x", "x"), service, region)
-        request = AWSRequest(method="POST", url=url)
-        self._uri = template._normalize_url_path(urlsplit(url).path)
-        self._query = template.canonical_query_string(request)
-        self._host = _host_from_url(url)
-        self._region = region
-        self._service = service
-        self._key: tuple[str, str, bytes] | None = None  # (secret, day, signing key)
-
-    def _signing_key(self, secret: str, day: str) -> bytes:
-        if self._key is None or self._key[:2] != (secret, day):
-            key = _hmac(f"AWS4{secret}".encode(), day)
-            for part in (self._region, self._service, "aws4_request"):
-                key = _hmac(key, part)
-            self._key = (secret, day, key)
-        return self._key[2]
-
-    def sign(self, payload: bytes, credentials: ReadOnlyCredentials,
-             now: datetime.datetime | None = None) -> dict[str, str]:
-        stamp = (now or datetime.datetime.now(datetime.UTC)).strftime("%Y%m%dT%H%M%SZ")
-        day = stamp[:8]
-        headers = {"X-Amz-Invocation-Type": "RequestResponse", "X-Amz-Date": stamp}
-        canonical_headers = (f"host:{self._host}\nx-amz-date:{stamp}\n"
-                             "x-amz-invocation-type:RequestResponse\n")
-        signed = "host;x-amz-date;x-amz-invocation-type"
-        if credentials.token:
-            headers["X-Amz-Security-Token"] = credentials.token
-            canonical_headers += f"x-amz-security-token:{' '.join(credentials.token.split())}\n"
-            signed += ";x-amz-security-token"
-        canonical = "\n".join(("POST", self._uri, self._query, canonical_headers, signed,
-                               hashlib.sha256(payload).hexdigest()))
-        scope = f"{day}/{self._region}/{self._service}/aws4_request"
-        to_sign = (f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n"
-                   f"{hashlib.sha256(canonical.encode()).hexdigest()}")
-        signature = hmac.new(self._signing_key(credentials.secret_key, day), to_sign.encode(),
-                             hashlib.sha256).hexdigest()
-        headers["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/"
-                                    f"{scope}, SignedHeaders={signed}, Signature={signature}")
-        return headers
-
-
-def _hmac(key: bytes, msg: str) -> bytes:
-    return hmac.new(key, msg.encode(), hashlib.sha256).digest()
 
 
 def _error(body: bytes, error_type: str | None, status: int, reason: str) -> tuple[str, str]:

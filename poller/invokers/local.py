@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from poller.invokers import InvokeResult
 
 Handler = Callable[[Any, "LambdaContext"], Any]
@@ -97,6 +99,27 @@ def function_name_from_arn(name_or_arn: str) -> str:
     if len(parts) >= 3 and parts[1] == "function":
         return parts[2]
     return parts[0]
+
+
+# Integers of 19+ digits after ``:``, ``,`` or ``[`` (spaces and signs dropped): orjson turns
+# one beyond 64 bits into a float. One C pass (translate + find), false alarms only cost speed.
+_DIGITS = bytes(48 if 48 <= c <= 57 else 58 if c in b":,[" else 120 for c in range(256))
+_DROPPED = b" \t\r\n-"
+_LONG_INT = b":" + b"0" * 19
+
+
+def parse_event(payload: bytes) -> Any:
+    """The event a handler receives: exactly ``json.loads(payload)``, parsed by orjson (2-3x
+    faster) whenever it gives the same result; documents with long integers or what orjson
+    refuses (NaN, infinities, lone surrogates) go to the standard parser, which also raises
+    for invalid JSON."""
+    shape = payload.translate(_DIGITS, _DROPPED)
+    if shape.find(_LONG_INT) < 0 and not shape.startswith(_LONG_INT[1:]):
+        try:
+            return orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(payload)
 
 
 def _json_default(obj: Any) -> Any:
@@ -189,7 +212,7 @@ class LocalInvoker:
     async def invoke(self, payload: bytes) -> InvokeResult:
         request_id = str(uuid.uuid4())
         try:
-            event = json.loads(payload) if payload else {}
+            event = parse_event(payload) if payload else {}
         except ValueError as e:
             return InvokeResult(status=400, request_id=request_id,
                                 error=f"InvalidRequestContentException: {e}")

@@ -4,6 +4,7 @@ on-failure pipeline. Every record it is handed ends ``done`` unless the shard is
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import random
 import time
@@ -57,12 +58,34 @@ class ShardContext:
 
 
 async def sleep_unless(delay: float, stop: asyncio.Event) -> bool:
-    """Sleep ``delay`` seconds; True if ``stop`` was set meanwhile (the caller should give up)."""
+    """Sleep ``delay`` seconds; True if ``stop`` was set meanwhile (the caller should give up).
+
+    One future woken by a timer or by ``stop.set()`` (it joins the event's waiters, as
+    ``Event.wait`` does): no task and no timeout exception per sleep, which matters with a
+    thousand idle shard readers sleeping once a second."""
     if stop.is_set():
         return True
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), delay)
+    waiters = getattr(stop, "_waiters", None)
+    if not isinstance(waiters, collections.deque):  # not CPython's Event: the public way
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        return stop.is_set()
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+    timer = loop.call_later(delay, _wake, fut)
+    waiters.append(fut)
+    try:
+        await fut
+    finally:
+        timer.cancel()
+        with contextlib.suppress(ValueError):
+            waiters.remove(fut)
     return stop.is_set()
+
+
+def _wake(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_result(False)
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:

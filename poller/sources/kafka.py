@@ -32,6 +32,7 @@ from poller.observability import metrics
 from poller.processing.pipeline import ShardPipeline
 from poller.processing.processor import Processor, ShardContext, backoff, sleep_unless
 from poller.records import Record
+from poller.sources.kafka_fetch import RawEncoding
 from poller.sources.kafka_security import (
     KafkaAuthError,
     SecretFetcher,
@@ -221,6 +222,8 @@ class KafkaMapping:
         self._m_errors = metrics.poll_errors.labels(m, "error")
         self.filters = (ShapedFilters(mapping.filter_patterns, ("key", "value"))
                         if mapping.filter_patterns else None)
+        # FilterCriteria read the consumer records; without them, records skip that step
+        self._raw = RawEncoding() if self.filters is None else None
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         mapping, tuning = self.mapping, self.tuning
@@ -238,6 +241,7 @@ class KafkaMapping:
             heartbeat_interval_ms=max(100, session_ms // 3),
             rebalance_timeout_ms=int((REVOKE_GRACE_SECONDS + 10) * 1000),
             metadata_max_age_ms=30_000,
+            **({"key_deserializer": self._raw} if self._raw is not None else {}),
         )
 
     def _live(self) -> tuple[AIOKafkaConsumer, KafkaCommitter]:
@@ -413,7 +417,11 @@ class KafkaMapping:
         encoder = self._encoders.get(tp)
         if pipe is None or encoder is None or not messages:
             return  # revoked meanwhile: the new owner reads them from the committed offset
-        records: list[Record] = encoder.encode(messages)
+        records: list[Record]
+        if type(messages[0]) is list:  # record batches already rendered (kafka_fetch)
+            records = messages[0] if len(messages) == 1 else [r for b in messages for r in b]
+        else:
+            records = encoder.encode(messages)
         self._base.setdefault(tp, records[0].position)
         shard = pipe.ctx.shard_id
         if self.filters is not None:

@@ -54,3 +54,24 @@ def test_signing_key_follows_the_day_and_the_secret(monkeypatch: pytest.MonkeyPa
     for credentials, now in ((first, NOW), (first, tomorrow), (rotated, tomorrow)):
         assert signer.sign(b"{}", credentials, now) == botocore_headers(
             url, "us-east-1", b"{}", credentials, monkeypatch, now)
+
+
+@pytest.mark.parametrize("token", [None, "FwoGZXIvYXdzEJr//////////token"])
+@pytest.mark.parametrize(("service", "prefix", "version"), [
+    ("kinesis", "Kinesis_20131202", "1.1"), ("dynamodb", "DynamoDBStreams_20120810", "1.0")])
+def test_json_protocol_headers_match_botocore(service: str, prefix: str, version: str,
+                                              token: str | None,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """AwsJsonClient's GetRecords requests: Content-Type and X-Amz-Target signed as botocore."""
+    from poller.sigv4 import PostSigner
+
+    url = "http://127.0.0.1:4567/"
+    credentials = ReadOnlyCredentials("AKIDEXAMPLE", "secret", token)
+    body = b'{"ShardIterator":"AAA=","Limit":10000}'
+    fixed = {"Content-Type": f"application/x-amz-json-{version}"}
+    target = {"X-Amz-Target": f"{prefix}.GetRecords"}
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: NOW.replace(tzinfo=None))
+    request = AWSRequest(method="POST", url=url, data=body, headers={**fixed, **target})
+    SigV4Auth(credentials, service, "eu-west-1").add_auth(request)
+    signer = PostSigner(url, "eu-west-1", service, fixed)
+    assert signer.sign(body, credentials, NOW, headers=target) == dict(request.headers.items())
