@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bench.sqs import _processed
 from poller.config_model import (
     AwsConfig,
     Config,
@@ -39,20 +40,10 @@ from poller.config_model import (
     StateConfig,
     Target,
 )
-from poller.observability import metrics
 from poller.service import Service
 from tests.helpers import wait_for
 
 ARN = "arn:aws:mq:us-east-1:000000000000:broker:bench:b-0123456789ab"
-
-
-def _processed(uuid_: str) -> float:
-    total = 0.0
-    for family in metrics.records_processed.collect():
-        for s in family.samples:
-            if s.labels.get("mapping") == uuid_ and s.name.endswith("_total"):
-                total += s.value
-    return total
 
 
 def _result(count: float, cpu: float, wall: float) -> dict[str, float]:

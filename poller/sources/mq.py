@@ -17,344 +17,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
-from urllib.parse import urlsplit
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-import aio_pika
 import aiormq
 import aiormq.abc
 import stomp
 import stomp.exception
 import structlog
 
-from poller.batching import (
-    MAX_PAYLOAD_BYTES,
-    ActiveMqEncoder,
-    RabbitMqEncoder,
-    build_framed,
-)
-from poller.config_model import Mapping, MqSource, TuningConfig
+from poller.batching import MAX_PAYLOAD_BYTES, build_framed
+from poller.config_model import Mapping, TuningConfig
 from poller.events import mq as mq_events
 from poller.filtering import MqView, ShapedFilters
 from poller.invokers import Invoker, Outcome
 from poller.observability import metrics
 from poller.processing.processor import backoff, sleep_unless
 from poller.records import Record
+from poller.sources.activemq import ActiveMqBroker
 from poller.sources.kafka_security import KafkaAuthError, load_secret
+from poller.sources.mq_broker import Broker, BrokerAuthError, BrokerLost
+from poller.sources.rabbitmq import RabbitMqBroker
 from poller.sources.shards import MappingStatus
 
 log = structlog.get_logger(__name__)
 
-ACTIVEMQ_MAX_REDELIVERIES = 5  # Lambda: ActiveMQ's default policy, then the broker's DLQ
 DEPTH_INTERVAL = 5.0  # seconds between queue depth reads
 YIELDS_FOR_ARRIVALS = 4  # event loop turns a closing batch waits for messages being parsed
 AUTHN_ERROR = "EVENT_SOURCE_AUTHN_ERROR"
 
 SecretFetcher = Callable[[str], Awaitable[str]]
-
-
-class BrokerAuthError(Exception):
-    """The broker refused the credentials."""
-
-
-class BrokerLost(Exception):
-    """The connection or the consumer went away."""
-
-
-class Broker(Protocol):
-    """One consumer on one queue (RabbitMQ or ActiveMQ)."""
-
-    depth: int | None  # messages ready, when the broker reports it
-
-    async def open(self, username: str, password: str) -> None: ...
-
-    async def get(self, wait: float | None) -> Any | None:
-        """The next message (None after ``wait`` seconds); raises BrokerLost."""
-        ...
-
-    def pending(self) -> int: ...
-
-    def encode(self, items: Sequence[Any]) -> list[Record]: ...
-
-    async def ack(self, items: Sequence[Any]) -> None:
-        """Acknowledge a batch (the oldest unacknowledged messages, in delivery order)."""
-        ...
-
-    async def ack_each(self, items: Sequence[Any]) -> None:
-        """Acknowledge these messages only (filtered out ones between kept ones)."""
-        ...
-
-    async def redeliver(self, items: Sequence[Any]) -> None: ...
-
-    async def refresh_depth(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-
-def _tag(message: aiormq.abc.DeliveredMessage) -> int:
-    return int(message.delivery_tag or 0)
-
-
-def _host_port(endpoint: str) -> tuple[str, int, bool]:
-    parts = urlsplit(endpoint)
-    return parts.hostname or "", int(parts.port or 0), parts.scheme in ("amqps", "stomp+ssl")
-
-
-class RabbitMqBroker:
-    """A RabbitMQ consumer on aio-pika's connection, reading raw deliveries (aiormq) with a
-    prefetch of BatchSize; acks and nacks a batch with one ``multiple`` frame."""
-
-    def __init__(self, source: MqSource, mapping: Mapping) -> None:
-        self.source = source
-        self.mapping = mapping
-        self.depth: int | None = None
-        self._queue: asyncio.Queue[aiormq.abc.DeliveredMessage] = asyncio.Queue()
-        self._lost: asyncio.Future[None] | None = None
-        self._connection: aio_pika.abc.AbstractConnection | None = None
-        self._channel: aiormq.abc.AbstractChannel | None = None
-        self._encoder = RabbitMqEncoder()
-
-    async def open(self, username: str, password: str) -> None:
-        host, port, tls = _host_port(self.source.endpoints[0])
-        self._lost = asyncio.get_running_loop().create_future()
-        try:
-            self._connection = await aio_pika.connect(
-                host=host, port=port, login=username, password=password,
-                virtualhost=self.source.virtual_host, ssl=tls,
-                ssl_context=ssl.create_default_context() if tls else None,
-                client_properties={"connection_name": self.mapping.uuid}, timeout=30)
-        except aiormq.exceptions.ProbableAuthenticationError as exc:
-            raise BrokerAuthError(str(exc)) from None
-        self._connection.close_callbacks.add(self._on_close)
-        channel = await self._connection.channel(publisher_confirms=False)
-        channel.close_callbacks.add(self._on_close)
-        await channel.set_qos(prefetch_count=min(self.mapping.batch_size, 65535))
-        raw = await channel.get_underlay_channel()
-        self._channel = raw
-        declared = await raw.queue_declare(self.source.queue, passive=True)
-        self.depth = declared.message_count
-        await raw.basic_consume(self.source.queue, self._on_message, no_ack=False,
-                                consumer_tag=f"esm-{self.mapping.uuid}")
-
-    def _on_close(self, _sender: Any, exc: BaseException | None = None) -> None:
-        if self._lost is not None and not self._lost.done():
-            self._lost.set_result(None)
-
-    async def _on_message(self, message: aiormq.abc.DeliveredMessage) -> None:
-        self._queue.put_nowait(message)
-
-    async def get(self, wait: float | None) -> aiormq.abc.DeliveredMessage | None:
-        got: aiormq.abc.DeliveredMessage | None = await _next(self._queue, self._lost, wait)
-        return got
-
-    def pending(self) -> int:
-        return self._queue.qsize()
-
-    def encode(self, items: Sequence[aiormq.abc.DeliveredMessage]) -> list[Record]:
-        records: list[Record] = self._encoder.encode(items)
-        return records
-
-    async def ack(self, items: Sequence[aiormq.abc.DeliveredMessage]) -> None:
-        assert self._channel is not None
-        if len(items) == 1:
-            await self._channel.basic_ack(_tag(items[0]))
-        elif items:
-            await self._channel.basic_ack(max(_tag(m) for m in items), multiple=True)
-
-    async def ack_each(self, items: Sequence[aiormq.abc.DeliveredMessage]) -> None:
-        assert self._channel is not None
-        for m in items:
-            await self._channel.basic_ack(_tag(m))
-
-    async def redeliver(self, items: Sequence[aiormq.abc.DeliveredMessage]) -> None:
-        assert self._channel is not None
-        if items:
-            await self._channel.basic_nack(max(_tag(m) for m in items), multiple=True,
-                                           requeue=True)
-
-    async def refresh_depth(self) -> None:
-        if self._connection is None:
-            return
-        channel = await self._connection.channel()
-        try:
-            declared = await channel.declare_queue(self.source.queue, passive=True)
-            self.depth = declared.declaration_result.message_count
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            self._on_close(None)  # the queue was deleted: reconnect (and report it)
-            raise
-        finally:
-            with contextlib.suppress(Exception):
-                await channel.close()
-
-    async def close(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                await self._connection.close()
-        self._connection = self._channel = None
-
-
-class _StompListener(stomp.ConnectionListener):  # type: ignore[misc]
-    """Runs on stomp.py's receiver thread: hands frames to the event loop."""
-
-    def __init__(self, broker: ActiveMqBroker, loop: asyncio.AbstractEventLoop) -> None:
-        self.broker = broker
-        self.loop = loop
-
-    def on_message(self, frame: Any) -> None:
-        self.loop.call_soon_threadsafe(self.broker._on_message, frame.headers, frame.body)
-
-    def on_error(self, frame: Any) -> None:
-        self.loop.call_soon_threadsafe(self.broker._on_error, frame.headers.get("message", ""))
-
-    def on_disconnected(self) -> None:
-        self.loop.call_soon_threadsafe(self.broker._on_lost)
-
-
-Stomp = tuple[dict[str, str], bytes, bool]  # headers, body, is a BytesMessage
-
-
-class ActiveMqBroker:
-    """An ActiveMQ consumer over STOMP (stomp.py; its socket reads on its own thread, frames
-    are handed to the event loop, writes go through a worker thread). A failed batch is
-    redelivered by re-subscribing (the broker hands every unacknowledged message back, in
-    order, ``redelivered``); a message that fails after ACTIVEMQ_MAX_REDELIVERIES
-    redeliveries is NACKed, which sends it to the broker's dead-letter queue."""
-
-    def __init__(self, source: MqSource, mapping: Mapping) -> None:
-        self.source = source
-        self.mapping = mapping
-        self.depth: int | None = None  # STOMP does not report queue depth
-        self._queue: asyncio.Queue[Stomp] = asyncio.Queue()
-        self._lost: asyncio.Future[None] | None = None
-        self._conn: stomp.Connection12 | None = None
-        self._sub = 0
-        self._error = ""
-        self._failures: dict[str, int] = {}
-        self._encoder = ActiveMqEncoder()
-        self.dead_lettered = metrics.mq_messages_dead_lettered.labels(mapping.uuid)
-
-    @property
-    def destination(self) -> str:
-        return f"/queue/{self.source.queue}"
-
-    async def open(self, username: str, password: str) -> None:
-        loop = asyncio.get_running_loop()
-        self._lost = loop.create_future()
-        host, port, tls = _host_port(self.source.endpoints[0])
-        conn = stomp.Connection12([(host, port)], auto_decode=False, heartbeats=(10000, 10000),
-                                  reconnect_attempts_max=1)
-        if tls:
-            # verified against the system trust store, host name included
-            conn.set_ssl(for_hosts=[(host, port)], ssl_version=ssl.PROTOCOL_TLS_CLIENT)
-        conn.set_listener("esm", _StompListener(self, loop))
-        self._conn = conn
-        try:
-            await asyncio.to_thread(conn.connect, username, password, wait=True,
-                                    headers={"client-id": f"esm-{self.mapping.uuid}"})
-        except stomp.exception.ConnectFailedException:
-            message = self._error or "could not connect (network or TLS failure)"
-            if "password" in message.lower() or "user" in message.lower():
-                raise BrokerAuthError(message) from None
-            raise BrokerLost(message) from None
-        await self._subscribe()
-
-    async def _subscribe(self) -> None:
-        assert self._conn is not None
-        self._sub += 1
-        await asyncio.to_thread(
-            self._conn.subscribe, self.destination, id=str(self._sub), ack="client-individual",
-            headers={"activemq.prefetchSize": str(self.mapping.batch_size)})
-
-    def _on_message(self, headers: dict[str, str], body: bytes) -> None:
-        if headers.get("subscription") == str(self._sub):
-            # ActiveMQ writes content-length for BytesMessages only
-            self._queue.put_nowait((headers, body or b"", "content-length" in headers))
-
-    def _on_error(self, message: str) -> None:
-        self._error = message
-        log.warning("activemq_error_frame", mapping=self.mapping.uuid, error=message)
-
-    def _on_lost(self) -> None:
-        if self._lost is not None and not self._lost.done():
-            self._lost.set_result(None)
-
-    async def get(self, wait: float | None) -> Stomp | None:
-        got: Stomp | None = await _next(self._queue, self._lost, wait)
-        return got
-
-    def pending(self) -> int:
-        return self._queue.qsize()
-
-    def encode(self, items: Sequence[Stomp]) -> list[Record]:
-        records: list[Record] = self._encoder.encode(items, int(time.time() * 1000))
-        return records
-
-    async def ack(self, items: Sequence[Stomp]) -> None:
-        conn = self._conn
-        assert conn is not None
-        for headers, _body, _b in items:
-            self._failures.pop(headers.get("message-id", ""), None)
-        await asyncio.to_thread(_each, conn.ack, [h["ack"] for h, _b, _k in items])
-
-    async def ack_each(self, items: Sequence[Stomp]) -> None:
-        await self.ack(items)
-
-    async def redeliver(self, items: Sequence[Stomp]) -> None:
-        conn = self._conn
-        assert conn is not None
-        poison: list[str] = []
-        for headers, _body, _b in items:
-            mid = headers.get("message-id", "")
-            count = self._failures[mid] = self._failures.get(mid, 0) + 1
-            if count > ACTIVEMQ_MAX_REDELIVERIES:
-                self._failures.pop(mid, None)
-                poison.append(headers["ack"])
-        if poison:
-            await asyncio.to_thread(_each, conn.nack, poison)
-            self.dead_lettered.inc(len(poison))
-        # every unacknowledged message (the batch and what was prefetched after it) comes
-        # back in order on the next subscription
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        await asyncio.to_thread(conn.unsubscribe, str(self._sub))
-        await self._subscribe()
-
-    async def refresh_depth(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(conn.disconnect)
-
-
-def _each(call: Callable[[str], Any], ids: list[str]) -> None:
-    for ident in ids:
-        call(ident)
-
-
-async def _next(queue: asyncio.Queue[Any], lost: asyncio.Future[None] | None,
-                wait: float | None) -> Any:
-    if not queue.empty():
-        return queue.get_nowait()
-    if lost is None or lost.done():
-        raise BrokerLost("connection closed")
-    getter = asyncio.ensure_future(queue.get())
-    try:
-        done, _ = await asyncio.wait({getter, lost}, timeout=wait,
-                                     return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if not getter.done():
-            getter.cancel()
-    if getter in done:
-        return getter.result()
-    if lost in done:
-        raise BrokerLost("connection closed")
-    return None
 
 
 def make_broker(mapping: Mapping) -> Broker:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from poller.observability import metrics as m
-from poller.sources.mq import ACTIVEMQ_MAX_REDELIVERIES
+from poller.sources.activemq import ACTIVEMQ_MAX_REDELIVERIES
 from tests.helpers import unique_name, wait_for
 from tests.infra.servers import start_activemq
 from tests.integration.mq_harness import (
