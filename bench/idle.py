@@ -223,6 +223,8 @@ async def _run(endpoint: str, stream: str, arn: str, shards: int, window: float,
         return {"ramp_s": ramp, "rss_mb": peak, "cpu_share": cpu_share,
                 "pickup_s": statistics.median(waits), "pickup_max_s": max(waits),
                 "pickups": waits, "put_s": statistics.median(puts),
+                "pickup_after_put_s": statistics.median(w - p for w, p in zip(waits, puts,
+                                                                               strict=True)),
                 "polls_per_s": polls_per_s, "server_cpu_share": server_share,
                 "loop_lag_p50_ms": 1000 * _pct(lag, 0.5),
                 "loop_lag_p99_ms": 1000 * _pct(lag, 0.99),
@@ -264,7 +266,8 @@ def report(result: dict[str, Any]) -> str:
         f"  {r['rss_mb']:>8.0f}{100 * r['cpu_share']:>17.1f}{r['pickup_s']:>11.2f}"
         f"{r['ramp_s']:>25.1f}",
         f"  pick-up median {r['pickup_s']:.2f} s, max {r['pickup_max_s']:.2f} s over "
-        f"{len(r['pickups'])} records (PutRecord itself {r['put_s']:.2f} s)",
+        f"{len(r['pickups'])} records (PutRecord itself {r['put_s']:.2f} s, after it returned "
+        f"{r['pickup_after_put_s']:.2f} s)",
         f"  during the window: poller {r['polls_per_s']:.0f} GetRecords/s, event-loop lag p50 "
         f"{r['loop_lag_p50_ms']:.1f} ms p99 {r['loop_lag_p99_ms']:.1f} ms; {result['server']} "
         f"{100 * r['server_cpu_share']:.0f} % of a core, probe GetRecords p50 "
