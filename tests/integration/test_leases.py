@@ -30,6 +30,8 @@ from tests.integration.pipeline_harness import (
     metrics,
     running,
 )
+from tests.integration.source_harness import EventRecorder, source_config, source_mapping
+from tests.integration.source_harness import function_host as function_host_for_events
 
 FAILOVER = 2.0
 
@@ -328,3 +330,35 @@ async def test_a_replica_that_loses_its_lease_stops_and_takes_it_back_once_expir
             await wait_for(lambda: len(rec.ok) >= 20, 30, message="later records missing")
     assert counter(metrics.leases_taken, mapping.uuid) == taken + 2
     assert [s.seq for s in rec.seen] == [q for _s, q in first + more]
+
+
+async def test_dynamodb_streams_shards_move_through_the_same_lease_table(
+        dynamodb_local_endpoint: str) -> None:
+    from tests.integration.test_dynamodb_streams_source import create_table, pks, put
+
+    ep = dynamodb_local_endpoint
+    table, arn = create_table(ep)
+    for i in range(10):
+        put(ep, table, f"a{i}")
+    rec = EventRecorder()
+    async with function_host_for_events(rec) as host:
+        mapping = source_mapping(arn, starting_position="TRIM_HORIZON", batch_size=4)
+        # the lease table is found through aws.dynamodb (no state.endpoint_url)
+        config = dataclasses.replace(
+            source_config(mapping, lambda_endpoint=host.endpoint, state=Path("unused.db"),
+                          dynamodb=ep),
+            state=StateConfig(store="dynamodb", table=unique_name("ddb-leases"),
+                              failover_seconds=FAILOVER, handoff_grace_seconds=5.0))
+        async with contextlib.AsyncExitStack() as first, contextlib.AsyncExitStack() as second:
+            a = await first.enter_async_context(running(config))
+            b = await second.enter_async_context(running(replica(config)))
+            await wait_for(lambda: len(rec.seen()) >= 10, 30, message="first records missing")
+            owner, other = (first, b) if held(a) else (second, a)
+            assert held(a) or held(b)
+            await owner.aclose()  # SIGTERM path: final checkpoint, then release
+            for i in range(10):
+                await asyncio.to_thread(put, ep, table, f"b{i}")
+            await wait_for(lambda: len(rec.seen()) >= 20, 10 * FAILOVER,
+                           message="the other replica did not carry on")
+            assert held(other)
+    assert pks(rec.seen()) == [f"a{i}" for i in range(10)] + [f"b{i}" for i in range(10)]
