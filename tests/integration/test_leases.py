@@ -20,6 +20,7 @@ from poller.leases.dynamodb import DynamoDBLeaseStore, LeaseLost, lease_key
 from poller.service import Service
 from poller.sources.shards import ShardCoordinator
 from tests.helpers import create_stream, make_boto3_client, put_records, unique_name, wait_for
+from tests.infra.servers import start as start_server
 from tests.integration.pipeline_harness import (
     FAST,
     Recorder,
@@ -363,3 +364,34 @@ async def test_dynamodb_streams_shards_move_through_the_same_lease_table(
                            message="the other replica did not carry on")
             assert held(other)
     assert pks(rec.seen()) == first_keys + [f"b{i}" for i in range(10)]
+
+
+async def test_a_replica_cut_off_from_the_lease_table_stops_within_the_failover_time(
+        kinesalite_endpoint: str, tmp_path: Path) -> None:
+    stream = unique_name("cutoff")
+    arn = create_stream(kinesalite_endpoint, stream, shards=1)
+    (shard,) = {s for s, _ in put_records(kinesalite_endpoint, stream, [("k", "r0")])}
+    rec = Recorder()
+    server = await asyncio.to_thread(start_server, "dynamodb-local", tmp_path)
+    try:
+        async with function_host(rec) as host:
+            mapping = mapping_for(arn, batch_size=5)
+            config = lease_config(mapping, kinesalite_endpoint, host.endpoint, server.endpoint,
+                                  unique_name("cutoff"))
+            errors = counter(metrics.lease_errors, mapping.uuid)
+            expired = counter(metrics.leases_lost, mapping.uuid, reason="expired")
+            async with running(config) as a:
+                runner = a.mappings[mapping.uuid]
+                assert isinstance(runner, ShardCoordinator)
+                await wait_for(lambda: len(rec.ok) >= 1 and shard in runner.readers, 30,
+                               message="the shard was never read")
+                await asyncio.to_thread(server.stop)  # the lease table is gone for this replica
+                stopped = time.monotonic()
+                await wait_for(lambda: shard not in runner.readers and not held(a),
+                               4 * FAILOVER, message="kept reading without a renewed lease")
+                # others may take the lease after the failover time: this replica stops first
+                assert time.monotonic() - stopped <= 2 * FAILOVER
+                assert counter(metrics.lease_errors, mapping.uuid) > errors
+                assert counter(metrics.leases_lost, mapping.uuid, reason="expired") == expired + 1
+    finally:
+        server.stop()
