@@ -20,6 +20,7 @@ from poller.leases.dynamodb import DynamoDBLeaseStore, LeaseLost, lease_key
 from poller.service import Service
 from poller.sources.shards import ShardCoordinator
 from tests.helpers import create_stream, make_boto3_client, put_records, unique_name, wait_for
+from tests.infra.servers import start as start_server
 from tests.integration.pipeline_harness import (
     FAST,
     Recorder,
@@ -30,6 +31,8 @@ from tests.integration.pipeline_harness import (
     metrics,
     running,
 )
+from tests.integration.source_harness import EventRecorder, source_config, source_mapping
+from tests.integration.source_harness import function_host as function_host_for_events
 
 FAILOVER = 2.0
 
@@ -328,3 +331,67 @@ async def test_a_replica_that_loses_its_lease_stops_and_takes_it_back_once_expir
             await wait_for(lambda: len(rec.ok) >= 20, 30, message="later records missing")
     assert counter(metrics.leases_taken, mapping.uuid) == taken + 2
     assert [s.seq for s in rec.seen] == [q for _s, q in first + more]
+
+
+async def test_dynamodb_streams_shards_move_through_the_same_lease_table(
+        dynamodb_local_endpoint: str) -> None:
+    from tests.integration.test_dynamodb_streams_source import create_table, pks, put
+
+    ep = dynamodb_local_endpoint
+    table, arn = create_table(ep)
+    first_keys = [f"a{i}" for i in range(10)]
+    for key in first_keys:
+        put(ep, table, key)
+    rec = EventRecorder()
+    async with function_host_for_events(rec) as host:
+        mapping = source_mapping(arn, starting_position="TRIM_HORIZON", batch_size=4)
+        # the lease table is found through aws.dynamodb (no state.endpoint_url)
+        config = dataclasses.replace(
+            source_config(mapping, lambda_endpoint=host.endpoint, state=Path("unused.db"),
+                          dynamodb=ep),
+            state=StateConfig(store="dynamodb", table=unique_name("ddb-leases"),
+                              failover_seconds=FAILOVER, handoff_grace_seconds=5.0))
+        async with contextlib.AsyncExitStack() as first, contextlib.AsyncExitStack() as second:
+            a = await first.enter_async_context(running(config))
+            b = await second.enter_async_context(running(replica(config)))
+            await wait_for(lambda: len(rec.seen()) >= 10, 30, message="first records missing")
+            owner, other = (first, b) if held(a) else (second, a)
+            assert held(a) or held(b)
+            await owner.aclose()  # SIGTERM path: final checkpoint, then release
+            for i in range(10):
+                await asyncio.to_thread(put, ep, table, f"b{i}")
+            await wait_for(lambda: len(rec.seen()) >= 20, 10 * FAILOVER,
+                           message="the other replica did not carry on")
+            assert held(other)
+    assert pks(rec.seen()) == first_keys + [f"b{i}" for i in range(10)]
+
+
+async def test_a_replica_cut_off_from_the_lease_table_stops_within_the_failover_time(
+        kinesalite_endpoint: str, tmp_path: Path) -> None:
+    stream = unique_name("cutoff")
+    arn = create_stream(kinesalite_endpoint, stream, shards=1)
+    (shard,) = {s for s, _ in put_records(kinesalite_endpoint, stream, [("k", "r0")])}
+    rec = Recorder()
+    server = await asyncio.to_thread(start_server, "dynamodb-local", tmp_path)
+    try:
+        async with function_host(rec) as host:
+            mapping = mapping_for(arn, batch_size=5)
+            config = lease_config(mapping, kinesalite_endpoint, host.endpoint, server.endpoint,
+                                  unique_name("cutoff"))
+            errors = counter(metrics.lease_errors, mapping.uuid)
+            expired = counter(metrics.leases_lost, mapping.uuid, reason="expired")
+            async with running(config) as a:
+                runner = a.mappings[mapping.uuid]
+                assert isinstance(runner, ShardCoordinator)
+                await wait_for(lambda: len(rec.ok) >= 1 and shard in runner.readers, 30,
+                               message="the shard was never read")
+                await asyncio.to_thread(server.stop)  # the lease table is gone for this replica
+                stopped = time.monotonic()
+                await wait_for(lambda: shard not in runner.readers and not held(a),
+                               4 * FAILOVER, message="kept reading without a renewed lease")
+                # others may take the lease after the failover time: this replica stops first
+                assert time.monotonic() - stopped <= 2 * FAILOVER
+                assert counter(metrics.lease_errors, mapping.uuid) > errors
+                assert counter(metrics.leases_lost, mapping.uuid, reason="expired") == expired + 1
+    finally:
+        server.stop()
