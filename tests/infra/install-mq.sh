@@ -29,3 +29,6 @@ apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
   rabbitmq-server activemq default-jre-headless >/dev/null
 installed || { echo "apt-get did not install rabbitmq-server and activemq" >&2; exit 1; }
+# the package's scripts may leave Erlang's port mapper listening on every interface; the test
+# brokers start their own on loopback
+if command -v epmd >/dev/null; then epmd -kill >/dev/null 2>&1 || true; fi
