@@ -189,7 +189,8 @@ class MqMapping:
                 failures = 0
                 continue
             failures += 1
-            await broker.redeliver(items)
+            await broker.redeliver(items)  # also what was received after the batch
+            self._carry = None
             self._redelivered.inc(len(items))
             if await sleep_unless(backoff(failures, self.tuning.retry_base_seconds,
                                           self.tuning.retry_max_seconds), self.stopping):

@@ -35,6 +35,7 @@ class RabbitMqBroker:
         self._connection: aio_pika.abc.AbstractConnection | None = None
         self._channel: aiormq.abc.AbstractChannel | None = None
         self._encoder = RabbitMqEncoder()
+        self._consumer_tag = f"esm-{mapping.uuid}"
 
     async def open(self, username: str, password: str) -> None:
         host, port, tls = host_port(self.source.endpoints[0])
@@ -56,7 +57,7 @@ class RabbitMqBroker:
         declared = await raw.queue_declare(self.source.queue, passive=True)
         self.depth = declared.message_count
         await raw.basic_consume(self.source.queue, self._on_message, no_ack=False,
-                                consumer_tag=f"esm-{self.mapping.uuid}")
+                                consumer_tag=self._consumer_tag)
 
     def _on_close(self, _sender: Any, exc: BaseException | None = None) -> None:
         if self._lost is not None and not self._lost.done():
@@ -89,10 +90,19 @@ class RabbitMqBroker:
             await self._channel.basic_ack(_tag(m))
 
     async def redeliver(self, items: Sequence[aiormq.abc.DeliveredMessage]) -> None:
-        assert self._channel is not None
-        if items:
-            await self._channel.basic_nack(max(_tag(m) for m in items), multiple=True,
-                                           requeue=True)
+        """Hands the batch back together with everything delivered after it, so the broker
+        puts them all back in their places and the queue's order holds: the consumer is
+        cancelled first (no delivery can slip in between), then resumed."""
+        channel = self._channel
+        assert channel is not None
+        await channel.basic_cancel(self._consumer_tag)
+        tags = [_tag(m) for m in items]
+        while not self._queue.empty():
+            tags.append(_tag(self._queue.get_nowait()))
+        if tags:
+            await channel.basic_nack(max(tags), multiple=True, requeue=True)
+        await channel.basic_consume(self.source.queue, self._on_message, no_ack=False,
+                                    consumer_tag=self._consumer_tag)
 
     async def refresh_depth(self) -> None:
         if self._connection is None:

@@ -212,3 +212,35 @@ async def check_restart_loses_nothing(endpoint: str, queue: str, tmp_path: Path,
             await wait_for(lambda: set(first + second) <= set(rec.done()), 90)
             await wait_for(lambda: runner.status.state == "Enabled", 30)
             assert counter(metrics.mq_reconnects, mapping.uuid, kind="connection") >= 1
+
+
+async def check_order_holds_across_a_failure(endpoint: str, queue: str, tmp_path: Path,
+                                             publish: Callable[[list[str]],
+                                                               Awaitable[None]]) -> None:
+    """A batch that fails goes back together with what the broker delivered while it was out:
+    every kept message reaches a successful invocation exactly once, in queue order (the
+    messages published during the failing invocation must not overtake it)."""
+    bodies = [json.dumps({"n": i, "keep": i % 3 != 0}) for i in range(90)]
+    kept = [b for b in bodies if json.loads(b)["keep"]]
+    failing = threading.Event()
+
+    def fail_once(data: str) -> bool:
+        if data == kept[10] and not failing.is_set():
+            failing.set()
+            time.sleep(1.0)  # the rest is published while this batch is out
+            return True
+        return False
+
+    await publish(bodies[:30])
+    rec = MqRecorder(fail_on=fail_once)
+    async with function_host(rec) as host:
+        mapping = mq_mapping(endpoint, queue, secret_file(tmp_path), batch_size=100,
+                             maximum_batching_window_in_seconds=0.0,
+                             filter_patterns=('{"data": {"keep": [true]}}',))
+        async with running(source_config(mapping, lambda_endpoint=host.endpoint,
+                                         state=tmp_path / "s.db")):
+            await wait_for(failing.is_set, 30)
+            await publish(bodies[30:])
+            await wait_for(lambda: len(rec.done()) >= len(kept), 60)
+            assert counter(metrics.mq_messages_redelivered, mapping.uuid) >= 1
+    assert rec.done() == kept

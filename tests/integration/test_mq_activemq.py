@@ -18,6 +18,7 @@ from tests.integration.mq_harness import (
     activemq_drain,
     activemq_publish,
     check_bad_credentials,
+    check_order_holds_across_a_failure,
     check_restart_loses_nothing,
     mq_mapping,
     secret_file,
@@ -73,6 +74,15 @@ async def test_order_within_the_queue(activemq_endpoint: str, tmp_path: Path) ->
             await wait_for(lambda: len(rec.done()) == len(bodies), 60)
     assert rec.done() == bodies
     assert max(len(MqRecorder.messages(e)) for e in rec.events) <= 25
+
+
+async def test_order_holds_across_a_failed_batch(activemq_endpoint: str, tmp_path: Path) -> None:
+    queue = unique_name("amq")
+
+    async def publish(bodies: list[str]) -> None:
+        await activemq_publish(activemq_endpoint, queue, list(bodies))
+
+    await check_order_holds_across_a_failure(activemq_endpoint, queue, tmp_path, publish)
 
 
 async def test_poison_message_goes_to_the_dlq_after_five_redeliveries(

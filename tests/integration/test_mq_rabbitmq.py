@@ -20,6 +20,7 @@ from tests.integration.mq_harness import (
     BROKER_ARN,
     MqRecorder,
     check_bad_credentials,
+    check_order_holds_across_a_failure,
     check_restart_loses_nothing,
     mq_mapping,
     rabbit,
@@ -83,6 +84,16 @@ async def test_order_within_the_queue(rabbitmq_endpoint: str, tmp_path: Path) ->
             await wait_for(lambda: len(rec.done()) == len(bodies), 60)
     assert rec.done() == bodies
     assert max(len(MqRecorder.messages(e)) for e in rec.events) <= 25
+
+
+async def test_order_holds_across_a_failed_batch(rabbitmq_endpoint: str, tmp_path: Path) -> None:
+    queue = unique_name("rmq")
+    await declare(rabbitmq_endpoint, queue)
+
+    async def publish(bodies: list[str]) -> None:
+        await rabbit_publish(rabbitmq_endpoint, queue, list(bodies))
+
+    await check_order_holds_across_a_failure(rabbitmq_endpoint, queue, tmp_path, publish)
 
 
 async def test_poison_message_is_dead_lettered_by_the_broker(rabbitmq_endpoint: str,
