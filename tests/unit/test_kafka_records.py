@@ -158,3 +158,10 @@ def test_parse_event_rejects_what_json_loads_rejects() -> None:
     for bad in (b'{"a":', b"\xff", b"{'a':1}"):
         with pytest.raises(ValueError):
             parse_event(bad)
+
+
+def test_a_record_without_a_timestamp_type_says_so(encode: Any) -> None:
+    r = record(offset=3, topic=TP.topic, partition=TP.partition)._replace(
+        timestamp_type=None)  # message format v0 has none
+    (got,) = encode(HEAD, [r], 0)
+    assert json.loads(got.fragment)["timestampType"] == "NO_TIMESTAMP_TYPE"
