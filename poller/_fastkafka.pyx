@@ -96,7 +96,8 @@ def encode_records(bytes head, object records, long long min_offset):
     cdef list out = []
     cdef object item, key, value, headers, key_text
     cdef long long offset, timestamp
-    cdef int kind, n_off, n_ts
+    cdef int n_off, n_ts
+    cdef object kind_obj
     cdef char off_text[24]
     cdef char ts_text[24]
     cdef bytes type_text, extra, fragment
@@ -109,8 +110,8 @@ def encode_records(bytes head, object records, long long min_offset):
         if offset < min_offset:
             continue
         timestamp = item.timestamp
-        kind = item.timestamp_type
-        type_text = _TYPES[kind] if 0 <= kind <= 1 else _NO_TYPE
+        kind_obj = item.timestamp_type  # None for message format v0
+        type_text = _TYPES[kind_obj] if kind_obj is not None and 0 <= kind_obj <= 1 else _NO_TYPE
         key = item.key
         value = item.value
         if key is not None and type(key) is not bytes:

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import botocore.session
+import orjson
 from botocore.credentials import Credentials
 
 from poller.config_model import AwsConfig
@@ -109,10 +110,19 @@ class AwsJsonClient:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise AwsError("ConnectionError", f"{type(exc).__name__}: {exc}", 0) from exc
         if status == 200:
-            result: dict[str, Any] = json.loads(raw) if raw else {}
+            result: dict[str, Any] = _loads(raw) if raw else {}
             return result
         code, message = _parse_error(raw, status)
         raise AwsError(code, message, status)
+
+
+def _loads(raw: bytes) -> Any:
+    """A response body: orjson (AWS's JSON responses carry no integers beyond 64 bits), the
+    standard parser for what orjson refuses."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
 
 
 def _parse_error(raw: bytes, status: int) -> tuple[str, str]:

@@ -49,6 +49,7 @@ class LambdaContext:
         deadline: float,
         function_version: str = "$LATEST",
         memory_limit_in_mb: int = 128,
+        log_stream_name: str | None = None,
     ) -> None:
         self.function_name = function_name
         self.function_version = function_version
@@ -57,8 +58,7 @@ class LambdaContext:
         self.memory_limit_in_mb = str(memory_limit_in_mb)
         self.aws_request_id = aws_request_id
         self.log_group_name = f"/aws/lambda/{function_name}"
-        day = datetime.now(UTC).strftime("%Y/%m/%d")
-        self.log_stream_name = f"{day}/[{function_version}]{secrets.token_hex(16)}"
+        self.log_stream_name = log_stream_name or new_log_stream_name(function_version)
         self.identity: Any = None
         self.client_context: Any = None
         self._deadline = deadline
@@ -69,6 +69,12 @@ class LambdaContext:
     def __repr__(self) -> str:
         return (f"LambdaContext(function_name={self.function_name!r}, "
                 f"aws_request_id={self.aws_request_id!r})")
+
+
+def new_log_stream_name(function_version: str = "$LATEST") -> str:
+    """An execution environment's log stream, as Lambda names it: day, version, random id."""
+    day = datetime.now(UTC).strftime("%Y/%m/%d")
+    return f"{day}/[{function_version}]{secrets.token_hex(16)}"
 
 
 def load_handler(path: str) -> Handler:
@@ -101,11 +107,21 @@ def function_name_from_arn(name_or_arn: str) -> str:
     return parts[0]
 
 
-# Integers of 19+ digits after ``:``, ``,`` or ``[`` (spaces and signs dropped): orjson turns
-# one beyond 64 bits into a float. One C pass (translate + find), false alarms only cost speed.
-_DIGITS = bytes(48 if 48 <= c <= 57 else 58 if c in b":,[" else 120 for c in range(256))
+# A number token of 19+ digits: orjson turns an integer beyond 64 bits into a float. In one
+# C pass (translate) the payload becomes a shape: digits "0", quotes "q", the separators kept,
+# spaces and signs dropped, everything else "x". A number follows ``":`` (a key's closing
+# quote), ``,`` or ``[``; digits inside strings (sequence numbers after "shardId-...:") do
+# not. False alarms only cost speed: the standard parser then reads the document.
+_SHAPE = bytes(48 if 48 <= c <= 57 else c if c in b":,[" else 113 if c == 34 else 120
+               for c in range(256))
 _DROPPED = b" \t\r\n-"
-_LONG_INT = b":" + b"0" * 19
+_RUN = b"0" * 19
+_NUMBER_STARTS = (b"q:" + _RUN, b"," + _RUN, b"[" + _RUN)
+
+
+def _long_integer(payload: bytes) -> bool:
+    shape = payload.translate(_SHAPE, _DROPPED)
+    return shape.startswith(_RUN) or any(start in shape for start in _NUMBER_STARTS)
 
 
 def parse_event(payload: bytes) -> Any:
@@ -113,8 +129,7 @@ def parse_event(payload: bytes) -> Any:
     faster) whenever it gives the same result; documents with long integers or what orjson
     refuses (NaN, infinities, lone surrogates) go to the standard parser, which also raises
     for invalid JSON."""
-    shape = payload.translate(_DIGITS, _DROPPED)
-    if shape.find(_LONG_INT) < 0 and not shape.startswith(_LONG_INT[1:]):
+    if not _long_integer(payload):
         try:
             return orjson.loads(payload)
         except orjson.JSONDecodeError:
@@ -208,6 +223,8 @@ class LocalInvoker:
         self._memory = memory_limit_in_mb
         self._max_threads = max_threads
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        # one execution environment: its log stream is the same for every invoke, as in Lambda
+        self._log_stream = new_log_stream_name()
 
     async def invoke(self, payload: bytes) -> InvokeResult:
         request_id = str(uuid.uuid4())
@@ -225,6 +242,7 @@ class LocalInvoker:
             aws_request_id=request_id,
             deadline=time.monotonic() + self._timeout,
             memory_limit_in_mb=self._memory,
+            log_stream_name=self._log_stream,
         )
         result = await run_handler(self._handler, event, context, function_timeout=self._timeout,
                                    executor=self._executor)

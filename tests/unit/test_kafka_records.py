@@ -128,6 +128,9 @@ def test_without_a_raw_encoding_the_hook_is_aiokafkas_class() -> None:
     b'[18446744073709551616, 9223372036854775807]',
     b'  -99999999999999999999',
     b'{"s":"1234567890123456789012","f":1e400}',
+    b'{\n  "a" : -12345678901234567890123,\n  "b": [1, 123456789012345678901]\n}',
+    b'{"a":[123456789012345678901]}',
+    b'{"id":"shardId-000000000000:49650000000000000000000000000000000000000000000000000001"}',
     b'{"nan":NaN,"inf":-Infinity}',
     b'{"lone":"\\ud800"}',
     b'{"dup":1,"dup":2}',
@@ -138,7 +141,27 @@ def test_parse_event_equals_json_loads(doc: bytes) -> None:
     assert repr(parse_event(doc)) == repr(json.loads(doc))
 
 
+def test_long_integers_are_found_and_sequence_numbers_are_not_taken_for_them() -> None:
+    from poller.invokers.local import _long_integer
+
+    kinesis = (b'{"Records":[{"kinesis":{"sequenceNumber":"4965000000000000000000000000000000000'
+               b'0000000000000000001","approximateArrivalTimestamp":1700000000.123},"eventID":'
+               b'"shardId-000000000000:49650000000000000000000000000000000000000000000000000001"'
+               b',"offset":922337203685477580}]}')
+    assert not _long_integer(kinesis)  # the fast parser reads the poller's own events
+    for doc in (b'{"a":12345678901234567890}', b'{"a" : -1234567890123456789}',
+                b'[0,1234567890123456789]', b'[1234567890123456789]', b'1234567890123456789'):
+        assert _long_integer(doc), doc
+
+
 def test_parse_event_rejects_what_json_loads_rejects() -> None:
     for bad in (b'{"a":', b"\xff", b"{'a':1}"):
         with pytest.raises(ValueError):
             parse_event(bad)
+
+
+def test_a_record_without_a_timestamp_type_says_so(encode: Any) -> None:
+    r = record(offset=3, topic=TP.topic, partition=TP.partition)._replace(
+        timestamp_type=None)  # message format v0 has none
+    (got,) = encode(HEAD, [r], 0)
+    assert json.loads(got.fragment)["timestampType"] == "NO_TIMESTAMP_TYPE"
