@@ -162,6 +162,6 @@ def test_parse_event_rejects_what_json_loads_rejects() -> None:
 
 def test_a_record_without_a_timestamp_type_says_so(encode: Any) -> None:
     r = record(offset=3, topic=TP.topic, partition=TP.partition)._replace(
-        timestamp_type=None)  # message format v0 has none
+        timestamp_type=None)  # type: ignore[arg-type]  # message format v0 has none
     (got,) = encode(HEAD, [r], 0)
     assert json.loads(got.fragment)["timestampType"] == "NO_TIMESTAMP_TYPE"
