@@ -208,6 +208,20 @@ async def check_restart_loses_nothing(endpoint: str, queue: str, tmp_path: Path,
             assert counter(metrics.mq_reconnects, mapping.uuid, kind="connection") >= 1
 
 
+async def check_delivered_in_order(endpoint: str, queue: str, tmp_path: Path,
+                                   bodies: list[str]) -> None:
+    """``bodies``, already on the queue, each reach one successful invocation, in queue order,
+    in batches of at most BatchSize (25)."""
+    rec = MqRecorder()
+    async with function_host(rec) as host:
+        mapping = mq_mapping(endpoint, queue, secret_file(tmp_path), batch_size=25)
+        async with running(source_config(mapping, lambda_endpoint=host.endpoint,
+                                         state=tmp_path / "s.db")):
+            await wait_for(lambda: len(rec.done()) == len(bodies), 60)
+    assert rec.done() == bodies
+    assert max(len(MqRecorder.messages(e)) for e in rec.events) <= 25
+
+
 async def check_order_holds_across_a_failure(endpoint: str, queue: str, tmp_path: Path,
                                              publish: Callable[[list[str]],
                                                                Awaitable[None]]) -> None:
