@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,9 @@ from poller.config_model import (
     StateConfig,
     Target,
 )
-from poller.functionhost import FunctionHost
 from tests.helpers import unique_name
 from tests.integration.pipeline_harness import FAST
-from tests.integration.recorder import SeenRecorder
+from tests.integration.recorder import SeenRecorder, function_host
 
 CLUSTER_ARN = "arn:aws:kafka:us-east-1:000000000000:cluster/test/0f0e0d0c-1111-2222-3333-4444"
 
@@ -144,11 +142,4 @@ def kafka_config(mapping: Mapping, lambda_endpoint: str, state: Path,
                   tuning=fast)
 
 
-@contextlib.asynccontextmanager
-async def kafka_function_host(recorder: KafkaRecorder) -> AsyncIterator[FunctionHost]:
-    host = FunctionHost(recorder.handler, concurrency=1000)
-    await host.start()
-    try:
-        yield host
-    finally:
-        await host.stop()
+kafka_function_host = function_host

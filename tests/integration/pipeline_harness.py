@@ -20,10 +20,9 @@ from poller.config_model import (
     Target,
     TuningConfig,
 )
-from poller.functionhost import FunctionHost
 from poller.observability import metrics
 from poller.service import Service
-from tests.integration.recorder import SeenRecorder
+from tests.integration.recorder import SeenRecorder, function_host
 
 FAST = TuningConfig(shard_discovery_seconds=0.5, idle_poll_seconds=0.1,
                     min_poll_interval_seconds=0.05, retry_base_seconds=0.02,
@@ -75,16 +74,6 @@ def config_for(mapping: Mapping, kinesis: str, lambda_endpoint: str, state: Path
     return Config(mappings=(mapping,), aws=AwsConfig(region="us-east-1", services=services),
                   state=StateConfig(path=str(state)), metrics=MetricsConfig(port=0),
                   tuning=tuning)
-
-
-@contextlib.asynccontextmanager
-async def function_host(recorder: Recorder, concurrency: int = 1000) -> AsyncIterator[FunctionHost]:
-    host = FunctionHost(recorder.handler, concurrency=concurrency)
-    await host.start()
-    try:
-        yield host
-    finally:
-        await host.stop()
 
 
 @contextlib.asynccontextmanager

@@ -1,14 +1,18 @@
 """The recording Lambda handler the integration harnesses share: each source's recorder says how
 an event splits into the items it keeps and how it responds; this base keeps every event, counts
-invocations in flight, waits ``delay`` and keeps the items of invocations that returned."""
+invocations in flight, waits ``delay`` and keeps the items of invocations that returned. And the
+function host that serves a recorder over the Lambda Invoke API."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
+
+from poller.functionhost import FunctionHost
 
 Kept = TypeVar("Kept")  # what ``events`` holds of one invocation
 Item = TypeVar("Item")  # what one record of an event becomes
@@ -72,3 +76,20 @@ class SeenRecorder(BatchRecorder[dict[str, Any], Item]):
 
     def respond(self, event: dict[str, Any], items: list[Item]) -> Any:
         return self.behave(event, items) if self.behave else None
+
+
+class Recording(Protocol):
+    """A recorder whose ``handler`` the function host runs."""
+
+    def handler(self, event: dict[str, Any], context: Any) -> Any: ...
+
+
+@contextlib.asynccontextmanager
+async def function_host(recorder: Recording,
+                        concurrency: int = 1000) -> AsyncIterator[FunctionHost]:
+    host = FunctionHost(recorder.handler, concurrency=concurrency)
+    await host.start()
+    try:
+        yield host
+    finally:
+        await host.stop()

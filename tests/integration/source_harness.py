@@ -3,12 +3,11 @@ keeps whole events, and a config builder pointing every AWS service at the test 
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from poller.config_model import (
     AwsConfig,
@@ -20,20 +19,14 @@ from poller.config_model import (
     Target,
     TuningConfig,
 )
-from poller.functionhost import FunctionHost
 from tests.integration.recorder import BatchRecorder
+from tests.integration.recorder import function_host as function_host
 
 FAST = TuningConfig(shard_discovery_seconds=0.5, idle_poll_seconds=0.1,
                     min_poll_interval_seconds=0.05, retry_base_seconds=0.02,
                     retry_max_seconds=0.1, throttle_base_seconds=0.02, throttle_max_seconds=0.2,
                     checkpoint_flush_seconds=0.05, drain_grace_seconds=10,
                     ddb_poll_interval_seconds=0.05, sqs_wait_time_seconds=1)
-
-
-class Recording(Protocol):
-    """A recorder whose ``handler`` the function host runs."""
-
-    def handler(self, event: dict[str, Any], context: Any) -> Any: ...
 
 
 @dataclass
@@ -91,14 +84,3 @@ def source_mapping(arn: str, **kw: Any) -> Mapping:
                                 batch_size=10, target=Target(type="lambda"))
     base.update(kw)
     return Mapping(**base)
-
-
-@contextlib.asynccontextmanager
-async def function_host(recorder: Recording,
-                        concurrency: int = 1000) -> AsyncIterator[FunctionHost]:
-    host = FunctionHost(recorder.handler, concurrency=concurrency)
-    await host.start()
-    try:
-        yield host
-    finally:
-        await host.stop()
