@@ -11,7 +11,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 
-from poller.invokers.lambda_fast import InvokeSigner
+from poller.sigv4 import PostSigner as InvokeSigner  # what poller.invokers.lambda_fast signs with
 
 NOW = datetime.datetime(2026, 3, 14, 15, 9, 26, tzinfo=datetime.UTC)
 
