@@ -11,7 +11,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 
-from poller.sigv4 import PostSigner as InvokeSigner  # what poller.invokers.lambda_fast signs with
+from poller.sigv4 import PostSigner as InvokeSigner
 
 NOW = datetime.datetime(2026, 3, 14, 15, 9, 26, tzinfo=datetime.UTC)
 
@@ -63,8 +63,6 @@ def test_json_protocol_headers_match_botocore(service: str, prefix: str, version
                                               token: str | None,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """AwsJsonClient's GetRecords requests: Content-Type and X-Amz-Target signed as botocore."""
-    from poller.sigv4 import PostSigner
-
     url = "http://127.0.0.1:4567/"
     credentials = ReadOnlyCredentials("AKIDEXAMPLE", "secret", token)
     body = b'{"ShardIterator":"AAA=","Limit":10000}'
@@ -73,5 +71,5 @@ def test_json_protocol_headers_match_botocore(service: str, prefix: str, version
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: NOW.replace(tzinfo=None))
     request = AWSRequest(method="POST", url=url, data=body, headers={**fixed, **target})
     SigV4Auth(credentials, service, "eu-west-1").add_auth(request)
-    signer = PostSigner(url, "eu-west-1", service, fixed)
+    signer = InvokeSigner(url, "eu-west-1", service, fixed)
     assert signer.sign(body, credentials, NOW, headers=target) == dict(request.headers.items())
