@@ -798,29 +798,45 @@ def _secrets(c: _Checker, value: object) -> dict[str, SecretRef]:
     return out
 
 
-def _msk(c: _Checker, value: object) -> dict[str, tuple[str, ...]]:
-    d = c.obj("msk", value, ("clusters",))
-    raw = d.get("clusters")
+def _arn_endpoints(c: _Checker, section: str, key: str, value: object, *, service: str,
+                   resource_re: re.Pattern[str], what: str, arn_form: str,
+                   endpoints: Callable[[str, object], tuple[str, ...]]
+                   ) -> dict[str, tuple[str, ...]]:
+    """``<section>: {<key>: {<ARN>: ...}}``: each well-formed ARN and what ``endpoints`` reads."""
+    d = c.obj(section, value, (key,))
+    raw = d.get(key)
     if raw is None:
         return {}
+    where = f"{section}.{key}"
     if not isinstance(raw, dict):
-        c.add("msk.clusters", raw, "must map MSK cluster ARNs to their bootstrap servers "
-              f"(got {_type_name(raw)})")
+        c.add(where, raw, f"must map {what} (got {_type_name(raw)})")
         return {}
     out: dict[str, tuple[str, ...]] = {}
-    for arn, servers in raw.items():
-        path = _join("msk.clusters", str(arn))
+    for arn, listed in raw.items():
+        path = _join(where, str(arn))
         m = _ARN_RE.fullmatch(str(arn))
-        if m is None or m.group(2) != "kafka" or _MSK_CLUSTER_RE.fullmatch(m.group(5)) is None:
-            c.add(path, MISSING, "keys must be MSK cluster ARNs "
-                  "(arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid>)")
+        if m is None or m.group(2) != service or resource_re.fullmatch(m.group(5)) is None:
+            c.add(path, MISSING, f"keys must be {arn_form}")
             continue
-        if isinstance(servers, str):
-            servers = [s.strip() for s in servers.split(",")]
-        listed = _bootstrap_servers(c, path, servers)
-        if listed:
-            out[str(arn)] = listed
+        found = endpoints(path, listed)
+        if found:
+            out[str(arn)] = found
     return out
+
+
+def _msk(c: _Checker, value: object) -> dict[str, tuple[str, ...]]:
+    """``msk: {clusters: {<cluster ARN>: "h:p,h:p" | [h:p, ...]}}``: each cluster's servers."""
+    def servers(path: str, listed: object) -> tuple[str, ...]:
+        if isinstance(listed, str):
+            listed = [s.strip() for s in listed.split(",")]
+        return _bootstrap_servers(c, path, listed)
+
+    return _arn_endpoints(c, "msk", "clusters", value, service="kafka",
+                          resource_re=_MSK_CLUSTER_RE,
+                          what="MSK cluster ARNs to their bootstrap servers",
+                          arn_form="MSK cluster ARNs "
+                          "(arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid>)",
+                          endpoints=servers)
 
 
 def _bootstrap_servers(c: _Checker, path: str, value: object) -> tuple[str, ...]:
@@ -1423,35 +1439,24 @@ def _mq_endpoint(c: _Checker, path: str, value: object) -> str | None:
 
 def _mq_brokers(c: _Checker, value: object) -> dict[str, tuple[str, ...]]:
     """``mq: {brokers: {<broker ARN>: URL | [URL, ...]}}``: each broker's endpoints."""
-    d = c.obj("mq", value, ("brokers",))
-    raw = d.get("brokers")
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        c.add("mq.brokers", raw, "must map Amazon MQ broker ARNs to their endpoints "
-              f"(got {_type_name(raw)})")
-        return {}
-    out: dict[str, tuple[str, ...]] = {}
-    for arn, endpoints in raw.items():
-        path = _join("mq.brokers", str(arn))
-        m = _ARN_RE.fullmatch(str(arn))
-        if m is None or m.group(2) != "mq" or _MQ_BROKER_RE.fullmatch(m.group(5)) is None:
-            c.add(path, MISSING, "keys must be Amazon MQ broker ARNs "
-                  "(arn:aws:mq:<region>:<account>:broker:<name>:<broker id>)")
-            continue
+    def urls_of(path: str, endpoints: object) -> tuple[str, ...]:
         items = [endpoints] if isinstance(endpoints, str) else endpoints
         if not isinstance(items, list) or not 1 <= len(items) <= 10:
             c.add(path, endpoints, "must be an endpoint URL or a list of 1 to 10 of them")
-            continue
+            return ()
         urls = [_mq_endpoint(c, f"{path}[{i}]" if not isinstance(endpoints, str) else path, u)
                 for i, u in enumerate(items)]
         engines = {_MQ_SCHEMES[u.split("://", 1)[0]] for u in urls if u}
         if len(engines) > 1:
             c.add(path, endpoints, "must all be endpoints of one engine (RabbitMQ or ActiveMQ)")
-            continue
-        if all(urls):
-            out[str(arn)] = tuple(u for u in urls if u)
-    return out
+            return ()
+        return tuple(u for u in urls if u) if all(urls) else ()
+
+    return _arn_endpoints(c, "mq", "brokers", value, service="mq", resource_re=_MQ_BROKER_RE,
+                          what="Amazon MQ broker ARNs to their endpoints",
+                          arn_form="Amazon MQ broker ARNs "
+                          "(arn:aws:mq:<region>:<account>:broker:<name>:<broker id>)",
+                          endpoints=urls_of)
 
 
 def _mq_mapping(c: _Checker, path: str, value: dict[Any, Any],

@@ -38,6 +38,7 @@ from poller.records import Record
 from poller.sources.activemq import ActiveMqBroker
 from poller.sources.kafka_security import KafkaAuthError, load_secret
 from poller.sources.mq_broker import Broker, BrokerAuthError, BrokerLost
+from poller.sources.queue_metrics import QueueMetrics
 from poller.sources.rabbitmq import RabbitMqBroker
 from poller.sources.shards import MappingStatus
 
@@ -85,22 +86,11 @@ class MqMapping:
                         if mapping.filter_patterns else None)
         self._carry: tuple[Any, Record] | None = None  # over 6 MB with the batch: next batch
         labels = (mapping.uuid, self.source.queue)
-        self._polled = metrics.records_polled.labels(*labels)
-        self._invoked = metrics.records_invoked.labels(*labels)
-        self._processed = metrics.records_processed.labels(*labels)
-        self._failed = metrics.records_failed.labels(*labels)
-        self._filtered = metrics.records_filtered.labels(*labels)
-        self._age = metrics.iterator_age.labels(*labels)
-        self._inflight = metrics.inflight_records.labels(*labels)
+        self.series = QueueMetrics(mapping.uuid, self.source.queue)
         self._depth = metrics.mq_queue_depth.labels(*labels)
         self._acked = metrics.mq_messages_acked.labels(mapping.uuid)
         self._redelivered = metrics.mq_messages_redelivered.labels(mapping.uuid)
         self._oversize = metrics.oversize_records.labels(mapping.uuid)
-        self._throttles = metrics.throttles.labels(mapping.uuid, "invoke")
-        self._duration = {o: metrics.invoke_duration.labels(mapping.uuid, o.value)
-                          for o in Outcome}
-        self._batch_records = metrics.batch_records.labels(mapping.uuid)
-        self._batch_bytes = metrics.batch_bytes.labels(mapping.uuid)
         self._reconnects = {k: metrics.mq_reconnects.labels(mapping.uuid, k)
                             for k in ("authn", "connection", "queue")}
         metrics.seconds_since_last_poll.labels(*labels).set_function(
@@ -227,7 +217,7 @@ class MqMapping:
                         break
                     got.append(nxt)
                 self.last_poll = time.monotonic()
-                self._polled.inc(len(got))
+                self.series.polled.inc(len(got))
                 encoded = broker.encode(got)
                 got, encoded = await self._drop_filtered(broker, got, encoded)
             for item, rec in zip(got, encoded, strict=True):
@@ -274,7 +264,7 @@ class MqMapping:
             else:
                 dropped.append(item)
         if dropped:  # acknowledged at once, as Lambda does
-            self._filtered.inc(len(dropped))
+            self.series.filtered.inc(len(dropped))
             await broker.ack_each(dropped)
             self._acked.inc(len(dropped))
         return kept_items, kept
@@ -282,28 +272,16 @@ class MqMapping:
     async def _process(self, broker: Broker, items: list[Any], records: list[Record]) -> bool:
         n = len(records)
         payload = build_framed(self._head, records, tail=self._tail)
-        self._age.set(max(0.0, (time.time() - records[0].arrival) * 1000.0)
-                      if records[0].arrival else 0.0)
-        self._batch_records.observe(n)
-        self._batch_bytes.observe(len(payload))
-        self._invoked.inc(n)
-        self._inflight.inc(n)
-        t0 = time.perf_counter()
-        try:
-            result = await self.invoker.invoke(payload)
-        finally:
-            self._inflight.dec(n)
-        self._duration[result.outcome].observe(time.perf_counter() - t0)
+        self.series.age.set(max(0.0, (time.time() - records[0].arrival) * 1000.0)
+                            if records[0].arrival else 0.0)
+        result = await self.series.invoke(self.invoker, payload, n)
         if result.outcome is not Outcome.OK:
-            self._failed.inc(n)
-            if result.outcome is Outcome.THROTTLED:
-                self._throttles.inc()
             log.info("mq_batch_failed", mapping=self.mapping.uuid, outcome=result.outcome.value,
                      status=result.status, batch_size=n)
             return False
         await broker.ack(items)
         self._acked.inc(n)
-        self._processed.inc(n)
+        self.series.processed.inc(n)
         return True
 
     async def stop(self, grace: float) -> None:

@@ -29,6 +29,7 @@ from poller.invokers import Invoker, Outcome
 from poller.observability import metrics
 from poller.processing.processor import backoff, sleep_unless
 from poller.records import Record
+from poller.sources.queue_metrics import QueueMetrics
 from poller.sources.shards import FATAL_CODES, MappingStatus
 
 log = structlog.get_logger(__name__)
@@ -214,24 +215,13 @@ class SqsMapping:
         self._last_scale = 0.0
         self._encoder = SqsEncoder(mapping.region, mapping.event_source_arn)
         labels = (mapping.uuid, self.queue)
-        self._polled = metrics.records_polled.labels(*labels)
-        self._invoked = metrics.records_invoked.labels(*labels)
-        self._processed = metrics.records_processed.labels(*labels)
-        self._failed = metrics.records_failed.labels(*labels)
-        self._age = metrics.iterator_age.labels(*labels)
-        self._inflight_gauge = metrics.inflight_records.labels(*labels)
+        self.series = QueueMetrics(mapping.uuid, self.queue)
         self._pollers_gauge = metrics.sqs_pollers.labels(mapping.uuid)
         self._deleted = metrics.sqs_messages_deleted.labels(mapping.uuid)
-        self._filtered = metrics.records_filtered.labels(*labels)
         self.filters = (ShapedFilters(mapping.filter_patterns, ("body",))
                         if mapping.filter_patterns else None)
         self._receiving: set[asyncio.Task[Any]] = set()
         self._reconnects = 0
-        self._duration = {o: metrics.invoke_duration.labels(mapping.uuid, o.value)
-                          for o in Outcome}
-        self._batch_records = metrics.batch_records.labels(mapping.uuid)
-        self._batch_bytes = metrics.batch_bytes.labels(mapping.uuid)
-        self._throttles = metrics.throttles.labels(mapping.uuid, "invoke")
         self._bad_responses = metrics.bad_responses.labels(mapping.uuid)
         self._errors = {k: metrics.poll_errors.labels(mapping.uuid, k)
                         for k in ("throttled", "not_found", "error")}
@@ -380,7 +370,7 @@ class SqsMapping:
                 if not batch.records or window == 0:
                     return False
                 continue
-            self._polled.inc(len(raw))
+            self.series.polled.inc(len(raw))
             received = len(raw)
             if self.filters is not None:
                 raw = await self._drop_filtered(raw)
@@ -419,7 +409,7 @@ class SqsMapping:
                 dropped.append(msg["ReceiptHandle"])
         if not dropped:
             return raw
-        self._filtered.inc(len(dropped))
+        self.series.filtered.inc(len(dropped))
         missed = await self.api.delete(self.url, dropped)
         if missed:
             log.warning("sqs_delete_failed", mapping=self.mapping.uuid, count=missed)
@@ -444,22 +434,10 @@ class SqsMapping:
         n = len(records)
         payload = build_payload(records)
         now = time.time()
-        self._age.set(max(0.0, (now - records[0].arrival) * 1000.0))
-        self._batch_records.observe(n)
-        self._batch_bytes.observe(len(payload))
-        self._invoked.inc(n)
-        self._inflight_gauge.inc(n)
-        t0 = time.perf_counter()
-        try:
-            result = await self.invoker.invoke(payload)
-        finally:
-            self._inflight_gauge.dec(n)
+        self.series.age.set(max(0.0, (now - records[0].arrival) * 1000.0))
+        result = await self.series.invoke(self.invoker, payload, n)
         outcome = result.outcome
-        self._duration[outcome].observe(time.perf_counter() - t0)
         if outcome is not Outcome.OK:
-            self._failed.inc(n)
-            if outcome is Outcome.THROTTLED:
-                self._throttles.inc()
             log.info("sqs_batch_failed", mapping=self.mapping.uuid, outcome=outcome.value,
                      status=result.status, batch_size=n)
             return False
@@ -468,7 +446,7 @@ class SqsMapping:
             failed = failed_ids(result.payload, {r.seq for r in records})
             if failed is None:
                 self._bad_responses.inc()
-                self._failed.inc(n)
+                self.series.failed.inc(n)
                 log.warning("bad_partial_batch_response", mapping=self.mapping.uuid,
                             batch_size=n)
                 return False
@@ -487,9 +465,9 @@ class SqsMapping:
             self._deleted.inc(len(done) - missed)
             if missed:
                 log.warning("sqs_delete_failed", mapping=self.mapping.uuid, count=missed)
-        self._processed.inc(len(done))
+        self.series.processed.inc(len(done))
         if failed:
-            self._failed.inc(len(failed))
+            self.series.failed.inc(len(failed))
         return True
 
     async def stop(self, grace: float) -> None:

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import threading
-import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +23,9 @@ from poller.config_model import (
     StateConfig,
     Target,
 )
-from poller.functionhost import FunctionHost
 from tests.helpers import unique_name
 from tests.integration.pipeline_harness import FAST
+from tests.integration.recorder import SeenRecorder, function_host
 
 CLUSTER_ARN = "arn:aws:kafka:us-east-1:000000000000:cluster/test/0f0e0d0c-1111-2222-3333-4444"
 
@@ -102,40 +99,15 @@ class KafkaSeen:
 
 
 @dataclass
-class KafkaRecorder:
+class KafkaRecorder(SeenRecorder[KafkaSeen]):
     """A Lambda handler that records the Kafka events it receives; ``behave`` may raise or
     return a response."""
 
-    behave: Callable[[dict[str, Any], list[KafkaSeen]], Any] | None = None
-    delay: float = 0.0
-    events: list[dict[str, Any]] = field(default_factory=list)
-    seen: list[KafkaSeen] = field(default_factory=list)
-    ok: list[KafkaSeen] = field(default_factory=list)
-    in_flight: int = 0
-    max_in_flight: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def handler(self, event: dict[str, Any], context: Any) -> Any:
-        with self.lock:
-            n = len(self.events)
-            self.events.append(event)
-            batch = [KafkaSeen(pk, r["offset"],
-                               base64.b64decode(r["key"]) if "key" in r else None,
-                               base64.b64decode(r["value"]), n)
-                     for pk, records in event["records"].items() for r in records]
-            self.seen.extend(batch)
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            if self.delay:
-                time.sleep(self.delay)
-            result = self.behave(event, batch) if self.behave else None
-        finally:
-            with self.lock:
-                self.in_flight -= 1
-        with self.lock:
-            self.ok.extend(batch)
-        return result
+    def split(self, event: dict[str, Any], n: int) -> tuple[dict[str, Any], list[KafkaSeen]]:
+        return event, [KafkaSeen(pk, r["offset"],
+                                 base64.b64decode(r["key"]) if "key" in r else None,
+                                 base64.b64decode(r["value"]), n)
+                       for pk, records in event["records"].items() for r in records]
 
     def ok_values(self) -> list[bytes]:
         with self.lock:
@@ -170,11 +142,4 @@ def kafka_config(mapping: Mapping, lambda_endpoint: str, state: Path,
                   tuning=fast)
 
 
-@contextlib.asynccontextmanager
-async def kafka_function_host(recorder: KafkaRecorder) -> AsyncIterator[FunctionHost]:
-    host = FunctionHost(recorder.handler, concurrency=1000)
-    await host.start()
-    try:
-        yield host
-    finally:
-        await host.stop()
+kafka_function_host = function_host

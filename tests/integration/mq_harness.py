@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +25,7 @@ from poller.observability import metrics
 from tests.helpers import wait_for, wait_until
 from tests.infra.servers import MQ_PASSWORD, MQ_USER
 from tests.integration.pipeline_harness import counter, running
+from tests.integration.recorder import BatchRecorder
 from tests.integration.source_harness import function_host, source_config
 
 BROKER_ARN = "arn:aws:mq:us-east-1:000000000000:broker:test:b-0123456789ab-cdef"
@@ -32,14 +33,11 @@ SECRET_ARN = "arn:aws:secretsmanager:us-east-1:000000000000:secret:mq-user"
 
 
 @dataclass
-class MqRecorder:
-    """A Lambda handler recording every MQ event; ``fail_on(data)`` True makes it raise."""
+class MqRecorder(BatchRecorder[dict[str, Any], str]):
+    """A Lambda handler recording every MQ event and the decoded data of its messages;
+    ``fail_on(data)`` True makes it raise."""
 
     fail_on: Callable[[str], bool] = lambda data: False
-    delay: float = 0.0
-    events: list[dict[str, Any]] = field(default_factory=list)
-    ok: list[str] = field(default_factory=list)  # decoded data of successful invocations
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @staticmethod
     def messages(event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -47,17 +45,13 @@ class MqRecorder:
             return [m for batch in event["rmqMessagesByQueue"].values() for m in batch]
         return list(event["messages"])
 
-    def handler(self, event: dict[str, Any], context: Any) -> Any:
-        data = [base64.b64decode(m["data"]).decode("utf-8", "replace")
-                for m in self.messages(event)]
-        with self.lock:
-            self.events.append(event)
-        if self.delay:
-            time.sleep(self.delay)
-        if any(self.fail_on(d) for d in data):
+    def split(self, event: dict[str, Any], n: int) -> tuple[dict[str, Any], list[str]]:
+        return event, [base64.b64decode(m["data"]).decode("utf-8", "replace")
+                       for m in self.messages(event)]
+
+    def respond(self, event: dict[str, Any], items: list[str]) -> Any:
+        if any(self.fail_on(d) for d in items):
             raise RuntimeError("poison message")
-        with self.lock:
-            self.ok.extend(data)
         return None
 
     def seen(self) -> list[dict[str, Any]]:
@@ -212,6 +206,20 @@ async def check_restart_loses_nothing(endpoint: str, queue: str, tmp_path: Path,
             await wait_for(lambda: set(first + second) <= set(rec.done()), 90)
             await wait_for(lambda: runner.status.state == "Enabled", 30)
             assert counter(metrics.mq_reconnects, mapping.uuid, kind="connection") >= 1
+
+
+async def check_delivered_in_order(endpoint: str, queue: str, tmp_path: Path,
+                                   bodies: list[str]) -> None:
+    """``bodies``, already on the queue, each reach one successful invocation, in queue order,
+    in batches of at most BatchSize (25)."""
+    rec = MqRecorder()
+    async with function_host(rec) as host:
+        mapping = mq_mapping(endpoint, queue, secret_file(tmp_path), batch_size=25)
+        async with running(source_config(mapping, lambda_endpoint=host.endpoint,
+                                         state=tmp_path / "s.db")):
+            await wait_for(lambda: len(rec.done()) == len(bodies), 60)
+    assert rec.done() == bodies
+    assert max(len(MqRecorder.messages(e)) for e in rec.events) <= 25
 
 
 async def check_order_holds_across_a_failure(endpoint: str, queue: str, tmp_path: Path,

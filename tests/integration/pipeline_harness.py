@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import threading
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +20,9 @@ from poller.config_model import (
     Target,
     TuningConfig,
 )
-from poller.functionhost import FunctionHost
 from poller.observability import metrics
 from poller.service import Service
+from tests.integration.recorder import SeenRecorder, function_host
 
 FAST = TuningConfig(shard_discovery_seconds=0.5, idle_poll_seconds=0.1,
                     min_poll_interval_seconds=0.05, retry_base_seconds=0.02,
@@ -42,38 +40,15 @@ class Seen:
 
 
 @dataclass
-class Recorder:
-    """A Lambda handler that records what it receives; ``behave`` may raise or return."""
+class Recorder(SeenRecorder[Seen]):
+    """A Lambda handler that records the Kinesis events it receives; ``behave`` may raise or
+    return a response."""
 
-    behave: Callable[[dict[str, Any], list[Seen]], Any] | None = None
-    delay: float = 0.0
-    events: list[dict[str, Any]] = field(default_factory=list)
-    seen: list[Seen] = field(default_factory=list)
-    ok: list[Seen] = field(default_factory=list)  # records of invocations that returned
-    in_flight: int = 0
-    max_in_flight: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def handler(self, event: dict[str, Any], context: Any) -> Any:
-        with self.lock:
-            n = len(self.events)
-            self.events.append(event)
-            batch = [Seen(r["eventID"].split(":", 1)[0], r["kinesis"]["sequenceNumber"],
-                          r["kinesis"]["partitionKey"], base64.b64decode(r["kinesis"]["data"]), n)
-                     for r in event["Records"]]
-            self.seen.extend(batch)
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            if self.delay:
-                time.sleep(self.delay)
-            result = self.behave(event, batch) if self.behave else None
-        finally:
-            with self.lock:
-                self.in_flight -= 1
-        with self.lock:
-            self.ok.extend(batch)
-        return result
+    def split(self, event: dict[str, Any], n: int) -> tuple[dict[str, Any], list[Seen]]:
+        return event, [Seen(r["eventID"].split(":", 1)[0], r["kinesis"]["sequenceNumber"],
+                            r["kinesis"]["partitionKey"], base64.b64decode(r["kinesis"]["data"]),
+                            n)
+                       for r in event["Records"]]
 
     def ok_data(self) -> list[bytes]:
         with self.lock:
@@ -99,16 +74,6 @@ def config_for(mapping: Mapping, kinesis: str, lambda_endpoint: str, state: Path
     return Config(mappings=(mapping,), aws=AwsConfig(region="us-east-1", services=services),
                   state=StateConfig(path=str(state)), metrics=MetricsConfig(port=0),
                   tuning=tuning)
-
-
-@contextlib.asynccontextmanager
-async def function_host(recorder: Recorder, concurrency: int = 1000) -> AsyncIterator[FunctionHost]:
-    host = FunctionHost(recorder.handler, concurrency=concurrency)
-    await host.start()
-    try:
-        yield host
-    finally:
-        await host.stop()
 
 
 @contextlib.asynccontextmanager

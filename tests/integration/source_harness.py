@@ -3,14 +3,11 @@ keeps whole events, and a config builder pointing every AWS service at the test 
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from poller.config_model import (
     AwsConfig,
@@ -22,7 +19,8 @@ from poller.config_model import (
     Target,
     TuningConfig,
 )
-from poller.functionhost import FunctionHost
+from tests.integration.recorder import BatchRecorder
+from tests.integration.recorder import function_host as function_host
 
 FAST = TuningConfig(shard_discovery_seconds=0.5, idle_poll_seconds=0.1,
                     min_poll_interval_seconds=0.05, retry_base_seconds=0.02,
@@ -31,51 +29,34 @@ FAST = TuningConfig(shard_discovery_seconds=0.5, idle_poll_seconds=0.1,
                     ddb_poll_interval_seconds=0.05, sqs_wait_time_seconds=1)
 
 
-class Recording(Protocol):
-    """A recorder whose ``handler`` the function host runs."""
-
-    def handler(self, event: dict[str, Any], context: Any) -> Any: ...
-
-
 @dataclass
-class EventRecorder:
-    """A Lambda handler recording every event; ``behave(records)`` may raise or return a
-    response. ``groups_in_flight`` tracks the keys (``key_of``) of batches being processed."""
+class EventRecorder(BatchRecorder[list[dict[str, Any]], dict[str, Any]]):
+    """A Lambda handler recording every event's records; ``behave(records)`` may raise or return
+    a response. ``overlaps`` counts batches holding a key (``key_of``) that another batch being
+    processed holds."""
 
     behave: Callable[[list[dict[str, Any]]], Any] | None = None
-    delay: float = 0.0
     key_of: Callable[[dict[str, Any]], str] = lambda r: ""
-    events: list[list[dict[str, Any]]] = field(default_factory=list)
-    ok: list[dict[str, Any]] = field(default_factory=list)  # records of successful invocations
-    in_flight: int = 0
-    max_in_flight: int = 0
-    overlaps: int = 0  # a key in two batches at once
+    overlaps: int = 0
     _keys: dict[str, int] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def handler(self, event: dict[str, Any], context: Any) -> Any:
+    def split(self, event: dict[str, Any], n: int
+              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         records: list[dict[str, Any]] = event["Records"]
-        keys = {self.key_of(r) for r in records}
-        with self.lock:
-            self.events.append(records)
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            for k in keys:
-                if self._keys.get(k):
-                    self.overlaps += 1
-                self._keys[k] = self._keys.get(k, 0) + 1
-        try:
-            if self.delay:
-                time.sleep(self.delay)
-            result = self.behave(records) if self.behave else None
-        finally:
-            with self.lock:
-                self.in_flight -= 1
-                for k in keys:
-                    self._keys[k] -= 1
-        with self.lock:
-            self.ok.extend(records)
-        return result
+        return records, records
+
+    def started(self, items: list[dict[str, Any]]) -> None:
+        for k in {self.key_of(r) for r in items}:
+            if self._keys.get(k):
+                self.overlaps += 1
+            self._keys[k] = self._keys.get(k, 0) + 1
+
+    def finished(self, items: list[dict[str, Any]]) -> None:
+        for k in {self.key_of(r) for r in items}:
+            self._keys[k] -= 1
+
+    def respond(self, event: dict[str, Any], items: list[dict[str, Any]]) -> Any:
+        return self.behave(items) if self.behave else None
 
     def seen(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -103,14 +84,3 @@ def source_mapping(arn: str, **kw: Any) -> Mapping:
                                 batch_size=10, target=Target(type="lambda"))
     base.update(kw)
     return Mapping(**base)
-
-
-@contextlib.asynccontextmanager
-async def function_host(recorder: Recording,
-                        concurrency: int = 1000) -> AsyncIterator[FunctionHost]:
-    host = FunctionHost(recorder.handler, concurrency=concurrency)
-    await host.start()
-    try:
-        yield host
-    finally:
-        await host.stop()

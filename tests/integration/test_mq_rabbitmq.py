@@ -20,6 +20,7 @@ from tests.integration.mq_harness import (
     BROKER_ARN,
     MqRecorder,
     check_bad_credentials,
+    check_delivered_in_order,
     check_order_holds_across_a_failure,
     check_restart_loses_nothing,
     mq_mapping,
@@ -76,14 +77,7 @@ async def test_order_within_the_queue(rabbitmq_endpoint: str, tmp_path: Path) ->
     await declare(rabbitmq_endpoint, queue)
     bodies = [str(i) for i in range(300)]
     await rabbit_publish(rabbitmq_endpoint, queue, bodies)
-    rec = MqRecorder()
-    async with function_host(rec) as host:
-        mapping = mq_mapping(rabbitmq_endpoint, queue, secret_file(tmp_path), batch_size=25)
-        async with running(source_config(mapping, lambda_endpoint=host.endpoint,
-                                         state=tmp_path / "s.db")):
-            await wait_for(lambda: len(rec.done()) == len(bodies), 60)
-    assert rec.done() == bodies
-    assert max(len(MqRecorder.messages(e)) for e in rec.events) <= 25
+    await check_delivered_in_order(rabbitmq_endpoint, queue, tmp_path, bodies)
 
 
 async def test_order_holds_across_a_failed_batch(rabbitmq_endpoint: str, tmp_path: Path) -> None:
