@@ -1,4 +1,4 @@
-# cython: language_level=3
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Kafka event records straight from aiokafka's decoded record batches (Cython).
 
 ``poller.kafka_records`` holds the pure-Python twin and the switch between them; both produce
@@ -101,6 +101,7 @@ def encode_records(bytes head, object records, long long min_offset):
     cdef long long offset, timestamp
     cdef int n_off, n_ts
     cdef object kind_obj
+    cdef long long kind
     cdef char off_text[24]
     cdef char ts_text[24]
     cdef bytes type_text, extra, fragment
@@ -114,7 +115,11 @@ def encode_records(bytes head, object records, long long min_offset):
             continue
         timestamp = item.timestamp
         kind_obj = item.timestamp_type  # None for message format v0
-        type_text = _TYPES[kind_obj] if kind_obj is not None and 0 <= kind_obj <= 1 else _NO_TYPE
+        if kind_obj is None:
+            type_text = _NO_TYPE
+        else:
+            kind = kind_obj
+            type_text = <bytes>_TYPES[kind] if 0 <= kind <= 1 else _NO_TYPE
         key = item.key
         value = item.value
         if key is not None and type(key) is not bytes:
