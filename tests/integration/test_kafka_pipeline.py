@@ -313,8 +313,9 @@ async def test_full_partition_is_held_then_paused_and_loses_nothing(
             runner = svc.kafka_mappings[mapping.uuid]
             # more than the limit in flight: first held out of getmany, then paused
             await wait_for(lambda: runner._held, 30, interval=0.001)
-            await wait_for(lambda: runner.consumer is not None and runner.consumer.paused(),
-                           30, interval=0.001)
+            consumer = runner.consumer
+            assert consumer is not None
+            await wait_for(lambda: consumer.paused(), 30, interval=0.001)
             await wait_committed(kafka_bootstrap, mapping.uuid, topic, 200, timeout=60)
-            await wait_for(lambda: not runner._held and not runner.consumer.paused(), 10)
+            await wait_for(lambda: not runner._held and not consumer.paused(), 10)
     assert [s.offset for s in rec.seen] == list(range(200))  # once each, in order
