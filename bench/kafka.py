@@ -69,15 +69,6 @@ async def _fill(bootstrap: str, partitions: int, records: int, size: int) -> str
     return topic
 
 
-def _processed(mapping_uuid: str) -> float:
-    total = 0.0
-    for family in metrics.records_processed.collect():
-        for s in family.samples:
-            if s.labels.get("mapping") == mapping_uuid and s.name.endswith("_total"):
-                total += s.value
-    return total
-
-
 def _result(records: int, first: float, cpu: float, wall: float) -> dict[str, float]:
     timed = records - first
     return {"timed_records": timed, "cpu": cpu, "wall": wall,
@@ -106,7 +97,7 @@ async def run_bare(bootstrap: str, topic: str, records: int, batch_size: int) ->
 
 
 async def run_poller(bootstrap: str, topic: str, records: int, batch_size: int,
-                     state: str) -> dict[str, float]:
+                     state: str, partitions: int = 1) -> dict[str, float]:
     mapping_uuid = f"bench-{uuid.uuid4().hex[:8]}"
     source = KafkaSource(topic=topic, bootstrap_servers=tuple(bootstrap.split(",")),
                          consumer_group_id=mapping_uuid, managed=False)
@@ -120,10 +111,18 @@ async def run_poller(bootstrap: str, topic: str, records: int, batch_size: int,
     service = Service(config)
     await service.start()
     try:
-        first = await wait_for(lambda: _processed(mapping_uuid), 600, interval=0.002,
+        # read the counters directly: collecting the metric family every few ms cost the
+        # measured process ~2 % of its samples
+        counters = [metrics.records_processed.labels(mapping_uuid, f"{topic}-{p}")
+                    for p in range(partitions)]
+
+        def processed() -> float:
+            return float(sum(c._value.get() for c in counters))
+
+        first = await wait_for(processed, 600, interval=0.002,
                                message="the poller processed nothing")
         t0, c0 = time.perf_counter(), time.process_time()
-        await wait_for(lambda: _processed(mapping_uuid) >= records, 600, interval=0.005,
+        await wait_for(lambda: processed() >= records, 600, interval=0.005,
                        message="the poller did not process every record")
         return _result(records, first, time.process_time() - c0, time.perf_counter() - t0)
     finally:
@@ -140,7 +139,7 @@ def run(records: int = 100_000, size: int = 100, batch_size: int = 500,
         with tempfile.TemporaryDirectory() as tmp:
             bare = asyncio.run(run_bare(server.endpoint, topic, records, batch_size))
             poller = asyncio.run(run_poller(server.endpoint, topic, records, batch_size,
-                                            f"{tmp}/state.db"))
+                                            f"{tmp}/state.db", partitions))
     finally:
         server.stop()
     return {"records": records, "size": size, "batch_size": batch_size,

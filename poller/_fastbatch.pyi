@@ -73,3 +73,6 @@ class ActiveMqEncoder:
     def __init__(self) -> None: ...
     def encode(self, raw: Sequence[tuple[dict[str, str], bytes, bool]],
                broker_out_time: int) -> list[Record]: ...
+
+def long_integer(payload: bytes) -> bool:
+    """True when ``payload`` (JSON) may hold an integer of 19+ digits outside its strings."""

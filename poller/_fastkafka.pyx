@@ -1,4 +1,4 @@
-# cython: language_level=3
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Kafka event records straight from aiokafka's decoded record batches (Cython).
 
 ``poller.kafka_records`` holds the pure-Python twin and the switch between them; both produce
@@ -9,9 +9,10 @@ from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.stdio cimport snprintf
 from libc.string cimport memcpy
 
+from poller._fastbatch cimport Record
+
 from json.encoder import encode_basestring_ascii as _json_str
 
-from poller.batching import Record
 
 cdef const char* _B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 cdef bytes _OFFSET = b',"offset":'
@@ -94,10 +95,13 @@ def encode_records(bytes head, object records, long long min_offset):
     ``timestamp_type``, ``key``, ``value``, ``headers``) at ``min_offset`` or later, rendered
     behind ``head`` (``{"topic":...,"partition":N``) as Lambda Kafka event records."""
     cdef list out = []
-    cdef object item, key, value, headers, key_text
+    cdef object item, key, value, headers
+    cdef str key_text
+    cdef Record record
     cdef long long offset, timestamp
     cdef int n_off, n_ts
     cdef object kind_obj
+    cdef long long kind
     cdef char off_text[24]
     cdef char ts_text[24]
     cdef bytes type_text, extra, fragment
@@ -111,7 +115,11 @@ def encode_records(bytes head, object records, long long min_offset):
             continue
         timestamp = item.timestamp
         kind_obj = item.timestamp_type  # None for message format v0
-        type_text = _TYPES[kind_obj] if kind_obj is not None and 0 <= kind_obj <= 1 else _NO_TYPE
+        if kind_obj is None:
+            type_text = _NO_TYPE
+        else:
+            kind = kind_obj
+            type_text = <bytes>_TYPES[kind] if 0 <= kind <= 1 else _NO_TYPE
         key = item.key
         value = item.value
         if key is not None and type(key) is not bytes:
@@ -163,5 +171,11 @@ def encode_records(bytes head, object records, long long min_offset):
         w = _put(w, extra)
         w[0] = b"]"
         w[1] = b"}"
-        out.append(Record(offset, str(offset), key_text, timestamp / 1000.0, fragment))
+        record = Record.__new__(Record)  # no Python-level call: fields set in C
+        record.position = offset
+        record.seq = PyUnicode_DecodeASCII(off_text, n_off, NULL)
+        record.key = key_text
+        record.arrival = timestamp / 1000.0
+        record.fragment = fragment
+        out.append(record)
     return out

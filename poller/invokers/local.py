@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from poller import batching
 from poller.invokers import InvokeResult
 
 Handler = Callable[[Any, "LambdaContext"], Any]
@@ -119,9 +120,14 @@ _RUN = b"0" * 19
 _NUMBER_STARTS = (b"q:" + _RUN, b"," + _RUN, b"[" + _RUN)
 
 
-def _long_integer(payload: bytes) -> bool:
+def py_long_integer(payload: bytes) -> bool:
     shape = payload.translate(_SHAPE, _DROPPED)
     return shape.startswith(_RUN) or any(start in shape for start in _NUMBER_STARTS)
+
+
+# the Cython batcher's exact one-pass scan (strings skipped with memchr) when it is built
+_long_integer: Callable[[bytes], bool] = getattr(batching.extension, "long_integer",
+                                                 py_long_integer)
 
 
 def parse_event(payload: bytes) -> Any:

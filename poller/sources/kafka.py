@@ -47,6 +47,10 @@ log = structlog.get_logger(__name__)
 POLL_TIMEOUT_MS = 200
 PAUSED_POLL_TIMEOUT_MS = 10  # while partitions wait for room, look for it often
 MAX_POLL_RECORDS = 10000
+# a full partition is first held (left out of getmany: its fetched data stays in aiokafka's
+# buffer, nothing is re-fetched); only one full for this long is paused, which keeps getmany
+# called (a consumer that stops calling it leaves the group after max_poll_interval_ms)
+HOLD_SECONDS = 5.0
 REVOKE_GRACE_SECONDS = 20.0  # in-flight batches of revoked partitions get at most this long
 
 
@@ -209,6 +213,7 @@ class KafkaMapping:
         self.pipelines: dict[TopicPartition, ShardPipeline] = {}
         self._encoders: dict[TopicPartition, KafkaEncoder] = {}
         self._paused: set[TopicPartition] = set()
+        self._held: dict[TopicPartition, float] = {}  # full partitions: since when
         self._base: dict[TopicPartition, int] = {}
         self._last_poll = time.monotonic()
         self._limit = inflight_limit(mapping)
@@ -329,6 +334,7 @@ class KafkaMapping:
             del self.pipelines[tp]
             self._encoders.pop(tp, None)
             self._paused.discard(tp)
+            self._held.pop(tp, None)
             self._base.pop(tp, None)
         self._m_partitions.set(len(self.pipelines))
         log.info("kafka_partitions_revoked", mapping=self.mapping.uuid,
@@ -395,9 +401,20 @@ class KafkaMapping:
         failures = 0
         while not self.stopping.is_set():
             try:
-                fetched = await consumer.getmany(
-                    timeout_ms=PAUSED_POLL_TIMEOUT_MS if self._paused else POLL_TIMEOUT_MS,
-                    max_records=MAX_POLL_RECORDS)
+                timeout_ms = (PAUSED_POLL_TIMEOUT_MS if self._paused or self._held
+                              else POLL_TIMEOUT_MS)
+                if self._held:
+                    ready = consumer.assignment() - self._held.keys()
+                    if not ready:  # every partition is full: wait for room, fetch nothing
+                        await sleep_unless(timeout_ms / 1000, self.stopping)
+                        self._last_poll = time.monotonic()  # backpressure, not a stall
+                        self._update_flow()
+                        continue
+                    fetched = await consumer.getmany(*ready, timeout_ms=timeout_ms,
+                                                     max_records=MAX_POLL_RECORDS)
+                else:
+                    fetched = await consumer.getmany(timeout_ms=timeout_ms,
+                                                     max_records=MAX_POLL_RECORDS)
                 failures = 0
                 self.status.set("Enabled", "polling")
             except KafkaError as exc:
@@ -440,6 +457,7 @@ class KafkaMapping:
         """Pause partitions whose pipeline is full, resume those with room; record lag."""
         m = self.mapping.uuid
         consumer, _committer = self._live()
+        now = time.monotonic()
         for tp, pipe in self.pipelines.items():
             pending = pipe.checkpointer.pending
             if tp in self._paused:
@@ -447,8 +465,13 @@ class KafkaMapping:
                     consumer.resume(tp)
                     self._paused.discard(tp)
             elif pending >= self._limit:
-                consumer.pause(tp)
-                self._paused.add(tp)
+                since = self._held.setdefault(tp, now)
+                if now - since >= HOLD_SECONDS:
+                    consumer.pause(tp)
+                    self._paused.add(tp)
+                    del self._held[tp]
+            else:
+                self._held.pop(tp, None)
             shard = pipe.ctx.shard_id
             metrics.seconds_since_last_poll.labels(m, shard).set(0)
             high = consumer.highwater(tp)

@@ -296,3 +296,26 @@ async def test_filtered_records_are_committed_past_and_never_invoked(kafka_boots
     assert [s.offset for s in rec.seen] == [0, 3, 4]
     assert [s.value for s in rec.seen] == [raw[0], raw[3], raw[4]]
     assert filtered == 5
+
+
+async def test_full_partition_is_held_then_paused_and_loses_nothing(
+        kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from poller.sources import kafka as kafka_source
+
+    monkeypatch.setattr(kafka_source, "inflight_limit", lambda mapping: 20)
+    monkeypatch.setattr(kafka_source, "HOLD_SECONDS", 0.3)
+    topic = await create_topic(kafka_bootstrap)
+    await produce(kafka_bootstrap, topic, [(0, None, f"r{i}".encode()) for i in range(200)])
+    rec = KafkaRecorder(delay=0.03)
+    mapping = kafka_mapping(kafka_bootstrap, topic, batch_size=5)
+    async with kafka_function_host(rec) as host:
+        async with running(kafka_config(mapping, host.endpoint, tmp_path / "s.db")) as svc:
+            runner = svc.kafka_mappings[mapping.uuid]
+            # more than the limit in flight: first held out of getmany, then paused
+            await wait_for(lambda: runner._held, 30, interval=0.001)
+            consumer = runner.consumer
+            assert consumer is not None
+            await wait_for(lambda: consumer.paused(), 30, interval=0.001)
+            await wait_committed(kafka_bootstrap, mapping.uuid, topic, 200, timeout=60)
+            await wait_for(lambda: not runner._held and not consumer.paused(), 10)
+    assert [s.offset for s in rec.seen] == list(range(200))  # once each, in order

@@ -154,6 +154,31 @@ def test_long_integers_are_found_and_sequence_numbers_are_not_taken_for_them() -
         assert _long_integer(doc), doc
 
 
+LONG_INTEGER_CASES = [
+    (b'{"a":12345678901234567890}', True),
+    (b'{"a" : -1234567890123456789}', True),
+    (b'[0,1234567890123456789]', True),
+    (b'1234567890123456789', True),
+    (b'{"s":"1234567890123456789"}', False),  # digits inside a string
+    (b'{"s":"q\\"1234567890123456789"}', False),  # after an escaped quote: still inside
+    (b'{"s":"q\\\\","n":1234567890123456789}', True),  # escaped backslash closes it
+    (b'{"s":"\\\\\\"1234567890123456789"}', False),
+    (b'{"n":123456789012345678}', False),  # 18 digits: orjson reads it as json.loads does
+    (b'', False),
+]
+
+
+@pytest.mark.parametrize(("doc", "expected"), LONG_INTEGER_CASES)
+def test_long_integer_scanners_agree(doc: bytes, expected: bool) -> None:
+    from poller.batching import extension
+    from poller.invokers.local import _long_integer, py_long_integer
+
+    assert _long_integer(doc) is expected
+    assert py_long_integer(doc) is expected
+    if extension is not None:  # the Cython scan is the one parse_event uses
+        assert _long_integer is extension.long_integer
+
+
 def test_parse_event_rejects_what_json_loads_rejects() -> None:
     for bad in (b'{"a":', b"\xff", b"{'a':1}"):
         with pytest.raises(ValueError):
