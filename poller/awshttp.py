@@ -1,0 +1,285 @@
+"""A lean HTTP/1.1 keep-alive client for the AWS JSON hot calls (idle GetRecords).
+
+aiohttp spends ~0.3 ms of CPU per request (its request/response objects, header multidicts,
+timers, the connector's bookkeeping); an idle poll needs none of it: one POST with prepared
+headers, one small answer. This client writes the request head and body with one
+``transport.write`` on a pooled keep-alive connection and parses the status line, the three
+headers it needs and a Content-Length, chunked or read-to-close body (gzip/deflate decoded)
+in an ``asyncio.Protocol``. TLS uses the given ``ssl.SSLContext``; no proxies (as the shared
+aiohttp session, which does not read the proxy environment). Everything else stays on aiohttp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import zlib
+from urllib.parse import urlsplit
+
+MAX_IDLE = 256  # idle keep-alive connections kept per endpoint
+IDLE_SECONDS = 50.0  # a connection idle longer is closed (servers drop idle ones at ~60 s)
+
+
+class HttpConnectionError(Exception):
+    """The connection failed, closed or answered with something that is not HTTP/1.x."""
+
+
+class _Response(asyncio.Protocol):
+    """One connection: parses one response at a time into ``waiter``'s (status, body)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.reusable = True
+        self.idle_since = 0.0
+        self._buf = bytearray()
+        self._waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self._status = 0
+        self._head_done = False
+        self._length = -1  # Content-Length, -1 chunked or to-close
+        self._chunked = False
+        self._encoding = b""
+        self.got_bytes = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def start(self, waiter: asyncio.Future[tuple[int, bytes]]) -> None:
+        self._waiter = waiter
+        self._buf.clear()
+        self._head_done = False
+        self.got_bytes = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._waiter is None:  # bytes nobody asked for: the connection is out of step
+            self.reusable = False
+            if self.transport is not None:
+                self.transport.close()
+            return
+        self.got_bytes = True
+        self._buf += data
+        try:
+            self._parse(eof=False)
+        except HttpConnectionError as exc:
+            self._fail(exc)
+
+    def eof_received(self) -> bool:
+        self.reusable = False
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.reusable = False
+        if self._waiter is None:
+            return
+        if self._head_done and not self._chunked and self._length < 0:
+            try:
+                self._parse(eof=True)
+            except HttpConnectionError as error:
+                self._fail(error)
+            return
+        self._fail(HttpConnectionError(
+            f"connection closed {'mid-response' if self.got_bytes else 'before a response'}"
+            + (f": {exc}" if exc else "")))
+
+    def _fail(self, exc: Exception) -> None:
+        waiter, self._waiter = self._waiter, None
+        self.reusable = False
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+        if self.transport is not None:
+            self.transport.close()
+
+    def _parse(self, eof: bool) -> None:
+        buf = self._buf
+        if not self._head_done:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > 65536:
+                    raise HttpConnectionError("response head over 64 KiB")
+                return
+            self._read_head(bytes(buf[:end]))
+            del buf[:end + 4]
+        if self._chunked:
+            body = _dechunk(buf)
+            if body is None:
+                return
+        elif self._length >= 0:
+            if len(buf) < self._length:
+                return
+            if len(buf) > self._length:
+                self.reusable = False
+            body = bytes(buf[:self._length])
+        elif eof:
+            body = bytes(buf)
+        else:
+            return
+        if self._encoding:
+            body = _decode(body, self._encoding)
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result((self._status, body))
+
+    def _read_head(self, head: bytes) -> None:
+        lines = head.split(b"\r\n")
+        parts = lines[0].split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+            raise HttpConnectionError(f"not an HTTP/1.x response: {lines[0][:80]!r}")
+        self._status = int(parts[1])
+        self._head_done = True
+        self._length = -1
+        self._chunked = False
+        self._encoding = b""
+        if parts[0] == b"HTTP/1.0":
+            self.reusable = False
+        for line in lines[1:]:
+            name, _sep, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                try:
+                    self._length = int(value)
+                except ValueError:
+                    raise HttpConnectionError(f"bad Content-Length {value[:40]!r}") from None
+            elif name == b"transfer-encoding":
+                self._chunked = b"chunked" in value.lower()
+            elif name == b"content-encoding":
+                self._encoding = value.strip().lower()
+            elif name == b"connection" and b"close" in value.lower():
+                self.reusable = False
+        if self._chunked:
+            self._length = -1
+        elif self._length < 0:
+            self.reusable = False  # read to close
+        if self._status in (204, 304) or 100 <= self._status < 200:
+            if 100 <= self._status < 200:
+                raise HttpConnectionError(f"unexpected interim response {self._status}")
+            self._length = 0
+
+
+def _dechunk(buf: bytearray) -> bytes | None:
+    """The body of a complete chunked message in ``buf`` (trailers ignored), or None."""
+    out = bytearray()
+    pos = 0
+    while True:
+        eol = buf.find(b"\r\n", pos)
+        if eol < 0:
+            return None
+        size_text = bytes(buf[pos:eol]).split(b";", 1)[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            raise HttpConnectionError(f"bad chunk size {size_text[:20]!r}") from None
+        if size == 0:
+            end = buf.find(b"\r\n\r\n", eol)
+            if end < 0 and buf[eol:eol + 4] != b"\r\n\r\n":
+                return None
+            return bytes(out)
+        start = eol + 2
+        if len(buf) < start + size + 2:
+            return None
+        out += buf[start:start + size]
+        pos = start + size + 2
+
+
+def _decode(body: bytes, encoding: bytes) -> bytes:
+    try:
+        if encoding in (b"gzip", b"x-gzip"):
+            return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+        if encoding == b"deflate":
+            try:
+                return zlib.decompress(body)
+            except zlib.error:
+                return zlib.decompress(body, -zlib.MAX_WBITS)
+    except zlib.error as exc:
+        raise HttpConnectionError(f"bad {encoding.decode()} body: {exc}") from None
+    if encoding == b"identity":
+        return body
+    raise HttpConnectionError(f"unsupported Content-Encoding {encoding.decode()!r}")
+
+
+class LeanHttpClient:
+    """POSTs to one ``http://`` or ``https://`` endpoint over a pool of keep-alive connections.
+
+    ``post(head, body)`` sends ``head`` (the request line and headers, ending in a blank line)
+    and ``body``; it answers (status, decoded body) or raises ``HttpConnectionError`` /
+    ``TimeoutError``. A reused connection the server closed before answering is retried once
+    on a new one (as botocore/urllib3 do)."""
+
+    def __init__(self, url: str, ssl_context: ssl.SSLContext | None = None) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"unsupported endpoint {url!r}")
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.ssl: ssl.SSLContext | None = None
+        if parts.scheme == "https":
+            self.ssl = ssl_context if ssl_context is not None else ssl.create_default_context()
+        self._idle: list[_Response] = []
+        self._closed = False
+
+    @staticmethod
+    def supports(url: str) -> bool:
+        return urlsplit(url).scheme in ("http", "https")
+
+    async def _connect(self) -> _Response:
+        loop = asyncio.get_running_loop()
+        try:
+            _transport, conn = await loop.create_connection(
+                _Response, self.host, self.port, ssl=self.ssl,
+                server_hostname=self.host if self.ssl is not None else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise HttpConnectionError(f"connect to {self.host}:{self.port}: {exc}") from exc
+        return conn
+
+    def _take_idle(self) -> _Response | None:
+        idle = self._idle
+        now = asyncio.get_running_loop().time()
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and now - conn.idle_since < IDLE_SECONDS:
+                return conn
+            if conn.transport is not None:
+                conn.transport.close()
+        return None
+
+    async def post(self, head: bytes, body: bytes, timeout: float) -> tuple[int, bytes]:
+        async with asyncio.timeout(timeout):
+            for _attempt in range(2):
+                conn = self._take_idle()
+                reused = conn is not None
+                if conn is None:
+                    conn = await self._connect()
+                try:
+                    return await self._exchange(conn, head, body)
+                except HttpConnectionError:
+                    if reused and not conn.got_bytes:
+                        continue
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _exchange(self, conn: _Response, head: bytes, body: bytes) -> tuple[int, bytes]:
+        waiter: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        conn.start(waiter)
+        transport = conn.transport
+        assert transport is not None
+        try:
+            transport.write(head + body)
+            result = await waiter
+        except BaseException:
+            conn.reusable = False
+            conn._waiter = None
+            transport.close()
+            raise
+        if conn.reusable and not conn.closed and not self._closed and len(self._idle) < MAX_IDLE:
+            conn.idle_since = asyncio.get_running_loop().time()
+            self._idle.append(conn)
+        else:
+            transport.close()
+        return result
+
+    def close(self) -> None:
+        self._closed = True
+        for conn in self._idle:
+            if conn.transport is not None:
+                conn.transport.close()
+        self._idle.clear()
