@@ -202,10 +202,11 @@ class LeanHttpClient:
 
     ``post(head, body)`` sends ``head`` (the request line and headers, ending in a blank line)
     and ``body``; it answers (status, decoded body) or raises ``HttpConnectionError`` /
-    ``TimeoutError``. A reused connection the server closed before answering is retried once
-    on a new one (as botocore/urllib3 do)."""
+    ``TimeoutError`` (after ``timeout_seconds``, connecting included). A reused connection the
+    server closed before answering is retried once on a new one (as botocore/urllib3 do)."""
 
-    def __init__(self, url: str, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, url: str, ssl_context: ssl.SSLContext | None = None,
+                 timeout_seconds: float = 30.0) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"unsupported endpoint {url!r}")
@@ -214,6 +215,7 @@ class LeanHttpClient:
         self.ssl: ssl.SSLContext | None = None
         if parts.scheme == "https":
             self.ssl = ssl_context if ssl_context is not None else ssl.create_default_context()
+        self.timeout_seconds = timeout_seconds  # per post, connecting included
         self._idle: list[_Response] = []
         self._closed = False
 
@@ -242,8 +244,8 @@ class LeanHttpClient:
                 conn.transport.close()
         return None
 
-    async def post(self, head: bytes, body: bytes, timeout: float) -> tuple[int, bytes]:
-        async with asyncio.timeout(timeout):
+    async def post(self, head: bytes, body: bytes) -> tuple[int, bytes]:
+        async with asyncio.timeout(self.timeout_seconds):
             for _attempt in range(2):
                 conn = self._take_idle()
                 reused = conn is not None

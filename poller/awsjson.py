@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import ssl
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import botocore.session
@@ -95,12 +96,11 @@ class AwsJsonClient:
         self._content_type = f"application/x-amz-json-{json_version}"
         self._credentials = resolve_credentials(aws)
         self._session = session
-        self._timeout_seconds = timeout_seconds
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._ssl = ssl_context
         self._signer = PostSigner(self._url, self._region, signing_name,
                                   {"Content-Type": self._content_type})
-        self._lean = (LeanHttpClient(self._url, ssl_context)
+        self._lean = (LeanHttpClient(self._url, ssl_context, timeout_seconds)
                       if lean and LeanHttpClient.supports(self._url) else None)
         self._heads: dict[tuple[str, str | None], tuple[tuple[tuple[str, str], ...], bytes]] = {}
 
@@ -124,11 +124,13 @@ class AwsJsonClient:
         cached = self._heads.get(key)
         if cached is None:
             assert self._lean is not None
-            extra = (("X-Amz-Target", f"{self._target_prefix}.{operation}"),)
+            target = f"{self._target_prefix}.{operation}"
+            extra: tuple[tuple[str, str], ...] = (("X-Amz-Target", target),)
             token = f"X-Amz-Security-Token: {creds.token}\r\n" if creds.token else ""
             host = self._signer.host
-            prefix = (f"POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: {self._content_type}"
-                      f"\r\nX-Amz-Target: {extra[0][1]}\r\n{token}").encode()
+            path = urlsplit(self._url).path or "/"
+            prefix = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {self._content_type}"
+                      f"\r\nX-Amz-Target: {target}\r\n{token}").encode()
             if len(self._heads) > 64:
                 self._heads.clear()
             cached = self._heads[key] = (extra, prefix)
@@ -141,8 +143,7 @@ class AwsJsonClient:
         body = _dumps(params)
         if self._lean is not None:
             try:
-                status, raw = await self._lean.post(self._head(operation, body), body,
-                                                    self._timeout_seconds)
+                status, raw = await self._lean.post(self._head(operation, body), body)
             except (HttpConnectionError, TimeoutError, OSError) as exc:
                 raise AwsError("ConnectionError", f"{type(exc).__name__}: {exc}", 0) from exc
         else:

@@ -41,7 +41,7 @@ class PostSigner:
     @property
     def host(self) -> str:
         """The Host header's value (signed)."""
-        return self._host
+        return str(self._host)
 
     def _stamp(self) -> str:
         """The current X-Amz-Date, formatted once per second."""
@@ -75,6 +75,8 @@ class PostSigner:
             signed = ";".join(name for name, _value in canonical_items)
             before, after = "\n".join(("POST", self._uri, self._query, canonical_headers,
                                         signed, "")).split("\0")
+            if len(self._templates) > 64:  # per-call headers that vary, rotated tokens
+                self._templates.clear()
             template = self._templates[key] = (before, after, signed)
         return template
 
