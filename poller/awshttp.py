@@ -223,6 +223,10 @@ class LeanHttpClient:
     def supports(url: str) -> bool:
         return urlsplit(url).scheme in ("http", "https")
 
+    @property
+    def idle_connections(self) -> int:
+        return sum(1 for conn in self._idle if not conn.closed)
+
     async def _connect(self) -> _Response:
         loop = asyncio.get_running_loop()
         try:

@@ -108,6 +108,11 @@ class AwsJsonClient:
     def endpoint(self) -> str:
         return self._url
 
+    @property
+    def idle_connections(self) -> int:
+        """Kept-alive connections of the lean client waiting for the next call."""
+        return self._lean.idle_connections if self._lean is not None else 0
+
     def close(self) -> None:
         """Closes the lean client's idle connections (the aiohttp session is the caller's)."""
         if self._lean is not None:
