@@ -16,7 +16,7 @@ import ssl
 import zlib
 from urllib.parse import urlsplit
 
-MAX_IDLE = 256  # idle keep-alive connections kept per endpoint
+MAX_IDLE = 4096  # idle keep-alive connections kept per endpoint (one per idle shard reader)
 IDLE_SECONDS = 50.0  # a connection idle longer is closed (servers drop idle ones at ~60 s)
 
 
@@ -242,7 +242,7 @@ class LeanHttpClient:
         now = asyncio.get_running_loop().time()
         while idle:
             conn = idle.pop()
-            if not conn.closed and now - conn.idle_since < IDLE_SECONDS:
+            if conn.reusable and not conn.closed and now - conn.idle_since < IDLE_SECONDS:
                 return conn
             if conn.transport is not None:
                 conn.transport.close()
