@@ -32,6 +32,7 @@ class _Response(asyncio.Protocol):
         self.closed = False
         self.reusable = True
         self.idle_since = 0.0
+        self.deadline = 0.0
         self._buf = bytearray()
         self._waiter: asyncio.Future[tuple[int, bytes]] | None = None
         self._status = 0
@@ -81,6 +82,9 @@ class _Response(asyncio.Protocol):
         self._fail(HttpConnectionError(
             f"connection closed {'mid-response' if self.got_bytes else 'before a response'}"
             + (f": {exc}" if exc else "")))
+
+    def fail_timeout(self, seconds: float) -> None:
+        self._fail(TimeoutError(f"no answer within {seconds:g} s"))
 
     def _fail(self, exc: Exception) -> None:
         waiter, self._waiter = self._waiter, None
@@ -202,8 +206,9 @@ class LeanHttpClient:
 
     ``post(head, body)`` sends ``head`` (the request line and headers, ending in a blank line)
     and ``body``; it answers (status, decoded body) or raises ``HttpConnectionError`` /
-    ``TimeoutError`` (after ``timeout_seconds``, connecting included). A reused connection the
-    server closed before answering is retried once on a new one (as botocore/urllib3 do)."""
+    ``TimeoutError`` (after ``timeout_seconds``, connecting included, checked by one timer
+    every quarter of it, at most every second). A reused connection the server closed before
+    answering is retried once on a new one (as botocore/urllib3 do)."""
 
     def __init__(self, url: str, ssl_context: ssl.SSLContext | None = None,
                  timeout_seconds: float = 30.0) -> None:
@@ -216,6 +221,9 @@ class LeanHttpClient:
         if parts.scheme == "https":
             self.ssl = ssl_context if ssl_context is not None else ssl.create_default_context()
         self.timeout_seconds = timeout_seconds  # per post, connecting included
+        self._sweep_every = min(1.0, timeout_seconds / 4)
+        self._busy: set[_Response] = set()
+        self._sweeping = False
         self._idle: list[_Response] = []
         self._closed = False
 
@@ -249,25 +257,33 @@ class LeanHttpClient:
         return None
 
     async def post(self, head: bytes, body: bytes) -> tuple[int, bytes]:
-        async with asyncio.timeout(self.timeout_seconds):
-            for _attempt in range(2):
-                conn = self._take_idle()
-                reused = conn is not None
-                if conn is None:
-                    conn = await self._connect()
-                try:
-                    return await self._exchange(conn, head, body)
-                except HttpConnectionError:
-                    if reused and not conn.got_bytes:
-                        continue
-                    raise
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_seconds
+        for _attempt in range(2):
+            conn = self._take_idle()
+            reused = conn is not None
+            if conn is None:
+                conn = await asyncio.wait_for(self._connect(), max(0.0, deadline - loop.time()))
+            try:
+                return await self._exchange(conn, head, body, deadline)
+            except HttpConnectionError:
+                if reused and not conn.got_bytes:
+                    continue
+                raise
         raise AssertionError("unreachable")
 
-    async def _exchange(self, conn: _Response, head: bytes, body: bytes) -> tuple[int, bytes]:
-        waiter: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+    async def _exchange(self, conn: _Response, head: bytes, body: bytes,
+                        deadline: float) -> tuple[int, bytes]:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[tuple[int, bytes]] = loop.create_future()
         conn.start(waiter)
+        conn.deadline = deadline
         transport = conn.transport
         assert transport is not None
+        self._busy.add(conn)
+        if not self._sweeping:
+            self._sweeping = True
+            loop.call_later(self._sweep_every, self._sweep)
         try:
             transport.write(head + body)
             result = await waiter
@@ -276,12 +292,25 @@ class LeanHttpClient:
             conn._waiter = None
             transport.close()
             raise
+        finally:
+            self._busy.discard(conn)
         if conn.reusable and not conn.closed and not self._closed and len(self._idle) < MAX_IDLE:
-            conn.idle_since = asyncio.get_running_loop().time()
+            conn.idle_since = loop.time()
             self._idle.append(conn)
         else:
             transport.close()
         return result
+
+    def _sweep(self) -> None:
+        """Fails the calls past their deadline: one timer for all calls instead of one each."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for conn in [c for c in self._busy if c.deadline <= now]:
+            conn.fail_timeout(self.timeout_seconds)
+        if self._busy:
+            loop.call_later(self._sweep_every, self._sweep)
+        else:
+            self._sweeping = False
 
     def close(self) -> None:
         self._closed = True
