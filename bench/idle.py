@@ -279,7 +279,9 @@ def report(result: dict[str, Any]) -> str:
         f"  pick-up median {r['pickup_s']:.2f} s, max {r['pickup_max_s']:.2f} s over "
         f"{len(r['pickups'])} records (PutRecord itself {r['put_s']:.2f} s, after it returned "
         f"{r['pickup_after_put_s']:.2f} s)",
-        f"  during the window: poller {r['polls_per_s']:.0f} GetRecords/s, event-loop lag p50 "
+        f"  during the window: poller {r['polls_per_s']:.0f} GetRecords/s "
+        f"({1000 * r['cpu_share'] / max(r['polls_per_s'], 1e-9):.2f} ms CPU each), "
+        f"event-loop lag p50 "
         f"{r['loop_lag_p50_ms']:.1f} ms p99 {r['loop_lag_p99_ms']:.1f} ms; {result['server']} "
         f"{100 * r['server_cpu_share']:.0f} % of a core, probe GetRecords p50 "
         f"{r['probe_p50_ms']:.1f} ms p99 {r['probe_p99_ms']:.1f} ms",
