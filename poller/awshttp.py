@@ -17,6 +17,10 @@ import zlib
 from urllib.parse import urlsplit
 
 MAX_IDLE = 4096  # idle keep-alive connections kept per endpoint (one per idle shard reader)
+# New connections awaiting their first answer: a thousand readers starting at once otherwise
+# overflow a server's accept queue (Node's: 511), and Linux then drops the handshake's last
+# ACK, leaving requests unanswered for tens of seconds (seen on kinesalite with 1,000 shards).
+MAX_OPENING = 64
 IDLE_SECONDS = 50.0  # a connection idle longer is closed (servers drop idle ones at ~60 s)
 
 
@@ -225,6 +229,7 @@ class LeanHttpClient:
         self._busy: set[_Response] = set()
         self._sweeping = False
         self._idle: list[_Response] = []
+        self._opening = asyncio.Semaphore(MAX_OPENING)
         self._closed = False
 
     @staticmethod
@@ -261,13 +266,15 @@ class LeanHttpClient:
         deadline = loop.time() + self.timeout_seconds
         for _attempt in range(2):
             conn = self._take_idle()
-            reused = conn is not None
             if conn is None:
-                conn = await asyncio.wait_for(self._connect(), max(0.0, deadline - loop.time()))
+                async with self._opening:
+                    conn = await asyncio.wait_for(self._connect(),
+                                                  max(0.0, deadline - loop.time()))
+                    return await self._exchange(conn, head, body, deadline)
             try:
                 return await self._exchange(conn, head, body, deadline)
             except HttpConnectionError:
-                if reused and not conn.got_bytes:
+                if not conn.got_bytes:  # a kept-alive connection the server had closed
                     continue
                 raise
         raise AssertionError("unreachable")
