@@ -17,10 +17,10 @@ import zlib
 from urllib.parse import urlsplit
 
 MAX_IDLE = 4096  # idle keep-alive connections kept per endpoint (one per idle shard reader)
-# New connections awaiting their first answer: a thousand readers starting at once otherwise
-# overflow a server's accept queue (Node's: 511), and Linux then drops the handshake's last
-# ACK, leaving requests unanswered for tens of seconds (seen on kinesalite with 1,000 shards).
-MAX_OPENING = 64
+# Calls in flight per endpoint (more wait for a free slot): 1,000 idle shard readers otherwise
+# keep ~1,000 requests queued in a slow server and open connections it is too busy to accept
+# (kinesalite on 1,000 shards: calls unanswered for 30 s).
+MAX_IN_FLIGHT = 256
 IDLE_SECONDS = 50.0  # a connection idle longer is closed (servers drop idle ones at ~60 s)
 
 
@@ -229,7 +229,7 @@ class LeanHttpClient:
         self._busy: set[_Response] = set()
         self._sweeping = False
         self._idle: list[_Response] = []
-        self._opening = asyncio.Semaphore(MAX_OPENING)
+        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._closed = False
 
     @staticmethod
@@ -262,15 +262,17 @@ class LeanHttpClient:
         return None
 
     async def post(self, head: bytes, body: bytes) -> tuple[int, bytes]:
+        deadline = asyncio.get_running_loop().time() + self.timeout_seconds
+        async with self._in_flight:
+            return await self._post(head, body, deadline)
+
+    async def _post(self, head: bytes, body: bytes, deadline: float) -> tuple[int, bytes]:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout_seconds
         for _attempt in range(2):
             conn = self._take_idle()
             if conn is None:
-                async with self._opening:
-                    conn = await asyncio.wait_for(self._connect(),
-                                                  max(0.0, deadline - loop.time()))
-                    return await self._exchange(conn, head, body, deadline)
+                conn = await asyncio.wait_for(self._connect(), max(0.0, deadline - loop.time()))
+                return await self._exchange(conn, head, body, deadline)
             try:
                 return await self._exchange(conn, head, body, deadline)
             except HttpConnectionError:
