@@ -224,3 +224,30 @@ async def test_https_with_the_test_ca_and_a_refused_unknown_ca(tmp_path: Path) -
     assert len(heads) == 1
     assert heads[0].split(b"\r\n")[0] == b"POST / HTTP/1.1"
     assert f"Host: {endpoint.split('://')[1]}".encode() in heads[0]
+
+
+async def test_at_most_max_in_flight_calls_reach_the_server_at_once() -> None:
+    from poller.awshttp import MAX_IN_FLIGHT
+
+    active = 0
+    most = 0
+    full = asyncio.Event()
+
+    async def script(n: int, body: bytes, writer: asyncio.StreamWriter) -> None:
+        nonlocal active, most
+        active += 1
+        most = max(most, active)
+        if active >= MAX_IN_FLIGHT:
+            full.set()
+        await full.wait()  # hold every answer until the client has filled its slots
+        active -= 1
+        await _reply(writer, _answer(200, b"{}"))
+
+    async with _scripted(script) as (endpoint, heads, _conns), aiohttp.ClientSession() as s:
+        client = _client(endpoint, s)
+        calls = MAX_IN_FLIGHT + 44
+        answers = await asyncio.gather(*(client.call("ListShards", {}) for _ in range(calls)))
+        client.close()
+    assert answers == [{}] * calls
+    assert len(heads) == calls
+    assert most == MAX_IN_FLIGHT
