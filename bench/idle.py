@@ -98,12 +98,12 @@ async def _loop_lag(samples: list[float], stop: asyncio.Event) -> None:
         samples.append(time.perf_counter() - t - 0.05)
 
 
-def _client(endpoint: str, session: aiohttp.ClientSession) -> AwsJsonClient:
+def _client(endpoint: str, session: aiohttp.ClientSession, lean: bool = True) -> AwsJsonClient:
     aws = AwsConfig(region="us-east-1",
                     services={"kinesis": ServiceEndpoint(endpoint_url=endpoint)})
     return AwsJsonClient(service="kinesis", signing_name="kinesis",
                          target_prefix="Kinesis_20131202", json_version="1.1", aws=aws,
-                         session=session)
+                         session=session, lean=lean)
 
 
 async def _iterator(client: AwsJsonClient, stream: str, shard: str) -> str:
@@ -125,11 +125,13 @@ async def _probe(client: AwsJsonClient, stream: str, latencies: list[float],
 
 
 async def server_capacity(endpoint: str, stream: str, shards: int, pid: int,
-                          seconds: float = 5.0, concurrency: int = 64) -> dict[str, float]:
-    """GetRecords/s kinesalite answers for ``concurrency`` callers in a closed loop."""
+                          seconds: float = 5.0, concurrency: int = 64,
+                          lean: bool = True) -> dict[str, float]:
+    """GetRecords/s the server answers for ``concurrency`` callers in a closed loop, and this
+    process's CPU per call (``lean``: ``poller.awshttp``, else the aiohttp session)."""
     async with aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=concurrency)) as session:
-        client = _client(endpoint, session)
+        client = _client(endpoint, session, lean)
         ids = [f"shardId-{i:012d}" for i in range(min(shards, concurrency))]
         iterators = list(await asyncio.gather(*(_iterator(client, stream, i) for i in ids)))
         calls = 0
@@ -146,10 +148,13 @@ async def server_capacity(endpoint: str, stream: str, shards: int, pid: int,
                 iterators[i] = resp["NextShardIterator"]
                 calls += 1
 
-        t0, s0 = time.perf_counter(), _cpu_seconds(pid)
+        t0, s0, c0 = time.perf_counter(), _cpu_seconds(pid), time.process_time()
         await asyncio.gather(*(caller(i) for i in range(len(ids))))
         wall = time.perf_counter() - t0
+        client_cpu = time.process_time() - c0
+        client.close()
         return {"calls_per_s": calls / wall, "server_cpu_share": (_cpu_seconds(pid) - s0) / wall,
+                "client_cpu_ms_per_call": 1000 * client_cpu / max(1, calls),
                 "latency_p50_ms": 1000 * _pct(latencies, 0.5),
                 "latency_p99_ms": 1000 * _pct(latencies, 0.99)}
 
@@ -193,8 +198,9 @@ async def _run(endpoint: str, stream: str, arn: str, shards: int, window: float,
         lag: list[float] = []
         probe: list[float] = []
         session = aiohttp.ClientSession()
+        probe_client = _client(endpoint, session)
         tasks = [asyncio.create_task(_loop_lag(lag, stop)),
-                 asyncio.create_task(_probe(_client(endpoint, session), stream, probe, stop))]
+                 asyncio.create_task(_probe(probe_client, stream, probe, stop))]
         t0, c0, s0, p0 = (time.perf_counter(), time.process_time(), _cpu_seconds(pid),
                           _polls(service))
         end = t0 + window
@@ -207,6 +213,7 @@ async def _run(endpoint: str, stream: str, arn: str, shards: int, window: float,
         polls_per_s = (_polls(service) - p0) / wall
         stop.set()
         await asyncio.gather(*tasks)
+        probe_client.close()
         await session.close()
         client = make_boto3_client("kinesis", endpoint)
         waits: list[float] = []
@@ -250,15 +257,19 @@ def run(shards: int = 1000, window: float = 30.0, pickups: int = 5,
         capacity = asyncio.run(server_capacity(
             server.endpoint, stream, shards, server.process.pid,
             seconds=min(5.0, max(1.0, window / 2))))
+        baseline = asyncio.run(server_capacity(
+            server.endpoint, stream, shards, server.process.pid,
+            seconds=min(5.0, max(1.0, window / 2)), lean=False))
     finally:
         server.stop()
     return {"shards": shards, "window": window, "server": server_name, "results": result,
-            "server_capacity": capacity}
+            "server_capacity": capacity, "aiohttp_capacity": baseline}
 
 
 def report(result: dict[str, Any]) -> str:
     r = result["results"]
     c = result["server_capacity"]
+    b = result["aiohttp_capacity"]
     return "\n".join([
         f"{result['shards']:,} idle {result['server']} shards, one replica, "
         f"{result['window']:g} s window",
@@ -268,7 +279,9 @@ def report(result: dict[str, Any]) -> str:
         f"  pick-up median {r['pickup_s']:.2f} s, max {r['pickup_max_s']:.2f} s over "
         f"{len(r['pickups'])} records (PutRecord itself {r['put_s']:.2f} s, after it returned "
         f"{r['pickup_after_put_s']:.2f} s)",
-        f"  during the window: poller {r['polls_per_s']:.0f} GetRecords/s, event-loop lag p50 "
+        f"  during the window: poller {r['polls_per_s']:.0f} GetRecords/s "
+        f"({1000 * r['cpu_share'] / max(r['polls_per_s'], 1e-9):.2f} ms CPU each), "
+        f"event-loop lag p50 "
         f"{r['loop_lag_p50_ms']:.1f} ms p99 {r['loop_lag_p99_ms']:.1f} ms; {result['server']} "
         f"{100 * r['server_cpu_share']:.0f} % of a core, probe GetRecords p50 "
         f"{r['probe_p50_ms']:.1f} ms p99 {r['probe_p99_ms']:.1f} ms",
@@ -276,6 +289,10 @@ def report(result: dict[str, Any]) -> str:
         f"{c['calls_per_s']:.0f} GetRecords/s "
         f"at {100 * c['server_cpu_share']:.0f} % of a core (p50 {c['latency_p50_ms']:.1f} ms, "
         f"p99 {c['latency_p99_ms']:.1f} ms)",
+        f"  client CPU per GetRecords in that loop: poller.awshttp "
+        f"{c['client_cpu_ms_per_call']:.3f} ms, aiohttp (baseline, {b['calls_per_s']:.0f}/s) "
+        f"{b['client_cpu_ms_per_call']:.3f} ms = "
+        f"{c['client_cpu_ms_per_call'] / b['client_cpu_ms_per_call']:.2f}x",
         f"  ratio: RSS {r['rss_mb']:.0f} MB / 200 MB = {r['rss_mb'] / 200:.2f}x, CPU "
         f"{100 * r['cpu_share']:.1f} % / 25 % = {r['cpu_share'] / 0.25:.2f}x of the targets",
     ])

@@ -62,6 +62,7 @@ class Service:
         self._tasks: list[asyncio.Task[None]] = []
         self._clients: AwsClients | None = None
         self._http: aiohttp.ClientSession | None = None
+        self._aws_json: list[AwsJsonClient] = []  # their lean connection pools close on stop
         self._server: ObservabilityServer | None = None
         self.started_at = time.monotonic()
 
@@ -148,8 +149,9 @@ class Service:
             self._tasks.append(asyncio.create_task(mq.run(), name=f"mapping-{mapping.uuid}"))
             return
         if mapping.source == "sqs":
-            client = AwsJsonClient(service="sqs", signing_name="sqs", target_prefix="AmazonSQS",
-                                   json_version="1.0", aws=self.config.aws, session=self._http)
+            client = self._aws_json_client(service="sqs", signing_name="sqs",
+                                           target_prefix="AmazonSQS", json_version="1.0",
+                                           aws=self.config.aws, session=self._http)
             runner = SqsMapping(mapping, SqsApi(client), invoker, tuning, self._sqs_budget)
             self.mappings[mapping.uuid] = runner
             self._tasks.append(asyncio.create_task(runner.run(),
@@ -163,13 +165,13 @@ class Service:
             return
         api: ShardApi
         if mapping.source == "dynamodb":
-            client = AwsJsonClient(service="dynamodbstreams", signing_name="dynamodb",
+            client = self._aws_json_client(service="dynamodbstreams", signing_name="dynamodb",
                                    target_prefix="DynamoDBStreams_20120810", json_version="1.0",
                                    aws=self.config.aws, session=self._http)
             api = DynamoDBStreamsApi(client, mapping, tuning)
             events: Any = dynamodb_events
         else:
-            client = AwsJsonClient(service="kinesis", signing_name="kinesis",
+            client = self._aws_json_client(service="kinesis", signing_name="kinesis",
                                    target_prefix="Kinesis_20131202", json_version="1.1",
                                    aws=self.config.aws, session=self._http)
             api = KinesisApi(client, mapping, tuning)
@@ -239,10 +241,17 @@ class Service:
             await self._server.stop()
         if self._http is not None:
             await self._http.close()
+        for aws_json in self._aws_json:
+            aws_json.close()
         if self._clients is not None:
             await self._clients.__aexit__(None, None, None)
         await self.store.close()
         log.info("poller_stopped")
+
+    def _aws_json_client(self, **kwargs: Any) -> AwsJsonClient:
+        client = AwsJsonClient(**kwargs)
+        self._aws_json.append(client)
+        return client
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Run until SIGTERM/SIGINT (or ``stop`` is set), then drain and return."""

@@ -35,6 +35,13 @@ class PostSigner:
         self._key: tuple[str, str, bytes] | None = None  # (secret, day, signing key)
         self._second = -1
         self._stamp_text = ""
+        self._templates: dict[tuple[tuple[tuple[str, str], ...], str | None],
+                              tuple[str, str, str]] = {}
+
+    @property
+    def host(self) -> str:
+        """The Host header's value (signed)."""
+        return str(self._host)
 
     def _stamp(self) -> str:
         """The current X-Amz-Date, formatted once per second."""
@@ -52,27 +59,55 @@ class PostSigner:
             self._key = (secret, day, key)
         return self._key[2]
 
-    def sign(self, payload: bytes, credentials: ReadOnlyCredentials,
-             now: datetime.datetime | None = None,
-             headers: dict[str, str] | None = None) -> dict[str, str]:
-        stamp = now.strftime("%Y%m%dT%H%M%SZ") if now is not None else self._stamp()
+    def _template(self, headers: tuple[tuple[str, str], ...],
+                  token: str | None) -> tuple[str, str, str]:
+        """(canonical request up to the date value, after it up to the payload hash, signed
+        header names) for one set of per-call headers, built once."""
+        key = (headers, token)
+        template = self._templates.get(key)
+        if template is None:
+            out = {**self._fixed, **dict(headers), "X-Amz-Date": "\0"}
+            if token:
+                out["X-Amz-Security-Token"] = token
+            canonical_items = sorted([("host", self._host)] + [
+                (name.lower(), " ".join(value.split())) for name, value in out.items()])
+            canonical_headers = "".join(f"{name}:{value}\n" for name, value in canonical_items)
+            signed = ";".join(name for name, _value in canonical_items)
+            before, after = "\n".join(("POST", self._uri, self._query, canonical_headers,
+                                        signed, "")).split("\0")
+            if len(self._templates) > 64:  # per-call headers that vary, rotated tokens
+                self._templates.clear()
+            template = self._templates[key] = (before, after, signed)
+        return template
+
+    def authorization(self, payload: bytes, credentials: ReadOnlyCredentials,
+                      headers: tuple[tuple[str, str], ...] = (),
+                      stamp: str | None = None) -> tuple[str, str]:
+        """(X-Amz-Date, Authorization) for ``payload`` with the fixed and ``headers``."""
+        if stamp is None:
+            stamp = self._stamp()
         day = stamp[:8]
-        out = {**self._fixed, **(headers or {}), "X-Amz-Date": stamp}
-        if credentials.token:
-            out["X-Amz-Security-Token"] = credentials.token
-        canonical_items = sorted([("host", self._host)] + [
-            (name.lower(), " ".join(value.split())) for name, value in out.items()])
-        canonical_headers = "".join(f"{name}:{value}\n" for name, value in canonical_items)
-        signed = ";".join(name for name, _value in canonical_items)
-        canonical = "\n".join(("POST", self._uri, self._query, canonical_headers, signed,
-                               hashlib.sha256(payload).hexdigest()))
+        before, after, signed = self._template(headers, credentials.token)
+        canonical = f"{before}{stamp}{after}{hashlib.sha256(payload).hexdigest()}"
         scope = f"{day}/{self._region}/{self._service}/aws4_request"
         to_sign = (f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n"
                    f"{hashlib.sha256(canonical.encode()).hexdigest()}")
-        signature = hmac.new(self._signing_key(credentials.secret_key, day), to_sign.encode(),
-                             hashlib.sha256).hexdigest()
-        out["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/"
-                                f"{scope}, SignedHeaders={signed}, Signature={signature}")
+        signature = hmac.digest(self._signing_key(credentials.secret_key, day), to_sign.encode(),
+                                "sha256").hex()
+        return stamp, (f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/"
+                       f"{scope}, SignedHeaders={signed}, Signature={signature}")
+
+    def sign(self, payload: bytes, credentials: ReadOnlyCredentials,
+             now: datetime.datetime | None = None,
+             headers: dict[str, str] | None = None) -> dict[str, str]:
+        extra = tuple(headers.items()) if headers else ()
+        stamp, authorization = self.authorization(
+            payload, credentials, extra,
+            now.strftime("%Y%m%dT%H%M%SZ") if now is not None else None)
+        out = {**self._fixed, **dict(extra), "X-Amz-Date": stamp}
+        if credentials.token:
+            out["X-Amz-Security-Token"] = credentials.token
+        out["Authorization"] = authorization
         return out
 
 

@@ -156,6 +156,8 @@ class DynamoDBLeaseStore:
 
     async def close(self) -> None:
         self.held.clear()
+        if self._client is not None:
+            self._client.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
