@@ -149,9 +149,11 @@ class Service:
             self._tasks.append(asyncio.create_task(mq.run(), name=f"mapping-{mapping.uuid}"))
             return
         if mapping.source == "sqs":
+            # aiohttp, not the lean client: long polls (up to 20 s each, hundreds at once) would
+            # queue behind its in-flight limit, and their per-call CPU does not matter
             client = self._aws_json_client(service="sqs", signing_name="sqs",
                                            target_prefix="AmazonSQS", json_version="1.0",
-                                           aws=self.config.aws, session=self._http)
+                                           aws=self.config.aws, session=self._http, lean=False)
             runner = SqsMapping(mapping, SqsApi(client), invoker, tuning, self._sqs_budget)
             self.mappings[mapping.uuid] = runner
             self._tasks.append(asyncio.create_task(runner.run(),
