@@ -52,6 +52,7 @@ __all__ = [
     "extension",
     "framed_size",
     "java_date",
+    "long_integer",
     "payload_size",
     "pure",
     "take_batch",
@@ -490,6 +491,23 @@ def py_take_batch(buffer: deque[PyRecord], max_count: int, max_bytes: int,
     return batch
 
 
+# A number token of 19+ digits: orjson turns an integer beyond 64 bits into a float. In one
+# C pass (translate) the payload becomes a shape: digits "0", quotes "q", the separators kept,
+# spaces and signs dropped, everything else "x". A number follows ``":`` (a key's closing
+# quote), ``,`` or ``[``; digits inside strings (sequence numbers after "shardId-...:") do
+# not. False alarms only cost speed: the standard parser then reads the document.
+_SHAPE = bytes(48 if 48 <= c <= 57 else c if c in b":,[" else 113 if c == 34 else 120
+               for c in range(256))
+_DROPPED = b" \t\r\n-"
+_RUN = b"0" * 19
+_NUMBER_STARTS = (b"q:" + _RUN, b"," + _RUN, b"[" + _RUN)
+
+
+def py_long_integer(payload: bytes) -> bool:
+    shape = payload.translate(_SHAPE, _DROPPED)
+    return shape.startswith(_RUN) or any(start in shape for start in _NUMBER_STARTS)
+
+
 pure = types.SimpleNamespace(
     Record=PyRecord,
     KinesisEncoder=PyKinesisEncoder,
@@ -499,6 +517,7 @@ pure = types.SimpleNamespace(
     RabbitMqEncoder=PyRabbitMqEncoder,
     ActiveMqEncoder=PyActiveMqEncoder,
     java_date=py_java_date,
+    long_integer=py_long_integer,
     build_payload=py_build_payload,
     build_framed=py_build_framed,
     framed_size=py_framed_size,
@@ -541,6 +560,7 @@ if TYPE_CHECKING:
         build_payload,
         framed_size,
         java_date,
+        long_integer,
         payload_size,
         take_batch,
     )
@@ -558,6 +578,7 @@ else:
     RabbitMqEncoder = _chosen.RabbitMqEncoder
     ActiveMqEncoder = _chosen.ActiveMqEncoder
     java_date = _chosen.java_date
+    long_integer = _chosen.long_integer
     build_payload = _chosen.build_payload
     payload_size = _chosen.payload_size
     take_batch = _chosen.take_batch

@@ -853,6 +853,18 @@ def _bootstrap_servers(c: _Checker, path: str, value: object) -> tuple[str, ...]
     return tuple(out) if len(out) == len(value) else ()
 
 
+def _one_name(c: _Checker, path: str, value: object, source: str, noun: str,
+              **rules: Any) -> str | None:
+    """``Topics`` / ``Queues``: a list with exactly one name (AWS takes one per mapping)."""
+    if value is MISSING or value is None:
+        c.add(path, MISSING, f"is required for {source}: a list with exactly 1 {noun}")
+    elif not isinstance(value, list) or len(value) != 1:
+        c.add(path, value, f"must be a list with exactly 1 {noun}")
+    else:
+        return c.str_(f"{path}[0]", value[0], required=True, **rules)
+    return None
+
+
 def _kafka_source(c: _Checker, path: str, d: dict[str, object],
                   msk: dict[str, tuple[str, ...]], region: str,
                   secrets: dict[str, SecretRef]) -> tuple[str, KafkaSource] | None:
@@ -901,17 +913,10 @@ def _kafka_source(c: _Checker, path: str, d: dict[str, object],
             servers = _bootstrap_servers(c, spath, raw_servers)
         ok = ok and bool(servers)
 
-    topics = d.get("Topics", MISSING)
-    topic: str | None = None
-    if topics is MISSING or topics is None:
-        c.add(p("Topics"), MISSING, "is required for Kafka: a list with exactly 1 topic name")
-    elif not isinstance(topics, list) or len(topics) != 1:
-        c.add(p("Topics"), topics, "must be a list with exactly 1 topic name")
-    else:
-        topic = c.str_(f"{p('Topics')}[0]", topics[0], required=True, max_len=249,
-                       pattern=_KAFKA_TOPIC_RE,
-                       expected="a topic name: 2 to 249 of a-z A-Z 0-9 . _ - (AWS's pattern), "
-                                "not starting with .")
+    topic = _one_name(c, p("Topics"), d.get("Topics", MISSING), "Kafka", "topic name",
+                      max_len=249, pattern=_KAFKA_TOPIC_RE,
+                      expected="a topic name: 2 to 249 of a-z A-Z 0-9 . _ - (AWS's pattern), "
+                               "not starting with .")
 
     own, other = (("AmazonManagedKafkaEventSourceConfig", "SelfManagedKafkaEventSourceConfig")
                   if managed else
@@ -1489,15 +1494,8 @@ def _mq_mapping(c: _Checker, path: str, value: dict[Any, Any],
                   "stomp+ssl://host:61614 for ActiveMQ)")
     engine = _MQ_SCHEMES[endpoints[0].split("://", 1)[0]] if endpoints else None
 
-    queues = f("Queues")
-    queue: str | None = None
-    if queues is MISSING or queues is None:
-        c.add(p("Queues"), MISSING, "is required for Amazon MQ: a list with exactly 1 queue name")
-    elif not isinstance(queues, list) or len(queues) != 1:
-        c.add(p("Queues"), queues, "must be a list with exactly 1 queue name")
-    else:
-        queue = c.str_(f"{p('Queues')}[0]", queues[0], required=True, max_len=1000,
-                       expected="a queue name (1 to 1000 characters)")
+    queue = _one_name(c, p("Queues"), f("Queues"), "Amazon MQ", "queue name", max_len=1000,
+                      expected="a queue name (1 to 1000 characters)")
 
     auth: KafkaAuth | None = None
     vhost = "/"

@@ -108,34 +108,12 @@ def function_name_from_arn(name_or_arn: str) -> str:
     return parts[0]
 
 
-# A number token of 19+ digits: orjson turns an integer beyond 64 bits into a float. In one
-# C pass (translate) the payload becomes a shape: digits "0", quotes "q", the separators kept,
-# spaces and signs dropped, everything else "x". A number follows ``":`` (a key's closing
-# quote), ``,`` or ``[``; digits inside strings (sequence numbers after "shardId-...:") do
-# not. False alarms only cost speed: the standard parser then reads the document.
-_SHAPE = bytes(48 if 48 <= c <= 57 else c if c in b":,[" else 113 if c == 34 else 120
-               for c in range(256))
-_DROPPED = b" \t\r\n-"
-_RUN = b"0" * 19
-_NUMBER_STARTS = (b"q:" + _RUN, b"," + _RUN, b"[" + _RUN)
-
-
-def py_long_integer(payload: bytes) -> bool:
-    shape = payload.translate(_SHAPE, _DROPPED)
-    return shape.startswith(_RUN) or any(start in shape for start in _NUMBER_STARTS)
-
-
-# the Cython batcher's exact one-pass scan (strings skipped with memchr) when it is built
-_long_integer: Callable[[bytes], bool] = getattr(batching.extension, "long_integer",
-                                                 py_long_integer)
-
-
 def parse_event(payload: bytes) -> Any:
     """The event a handler receives: exactly ``json.loads(payload)``, parsed by orjson (2-3x
     faster) whenever it gives the same result; documents with long integers or what orjson
     refuses (NaN, infinities, lone surrogates) go to the standard parser, which also raises
     for invalid JSON."""
-    if not _long_integer(payload):
+    if not batching.long_integer(payload):
         try:
             return orjson.loads(payload)
         except orjson.JSONDecodeError:

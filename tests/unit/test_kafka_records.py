@@ -142,7 +142,7 @@ def test_parse_event_equals_json_loads(doc: bytes) -> None:
 
 
 def test_long_integers_are_found_and_sequence_numbers_are_not_taken_for_them() -> None:
-    from poller.invokers.local import _long_integer
+    from poller.batching import long_integer as _long_integer
 
     kinesis = (b'{"Records":[{"kinesis":{"sequenceNumber":"4965000000000000000000000000000000000'
                b'0000000000000000001","approximateArrivalTimestamp":1700000000.123},"eventID":'
@@ -170,8 +170,8 @@ LONG_INTEGER_CASES = [
 
 @pytest.mark.parametrize(("doc", "expected"), LONG_INTEGER_CASES)
 def test_long_integer_scanners_agree(doc: bytes, expected: bool) -> None:
-    from poller.batching import extension
-    from poller.invokers.local import _long_integer, py_long_integer
+    from poller.batching import extension, py_long_integer
+    from poller.batching import long_integer as _long_integer
 
     assert _long_integer(doc) is expected
     assert py_long_integer(doc) is expected
